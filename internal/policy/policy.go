@@ -100,6 +100,22 @@ func (p *Policy) Roots() []string {
 	return roots
 }
 
+// Descend reports whether a walk must read the directory dir: some path
+// below it is governed by a rule. That is the case when dir itself is
+// monitored with depth to spare, or when another rule's root lies below dir
+// even though dir is excluded or out of depth.
+func (p *Policy) Descend(dir string) bool {
+	if r := p.Lookup(dir); r != nil && (r.MaxDepth < 0 || depthBelow(dir, r.Path) < r.MaxDepth) {
+		return true
+	}
+	for _, r := range p.Rules {
+		if r.Path != dir && fim.IsWithin(r.Path, dir) {
+			return true
+		}
+	}
+	return false
+}
+
 // Excludes reports whether one of the rule's exclude patterns matches path.
 func (r *Rule) Excludes(path string) bool {
 	for _, g := range r.Exclude {
