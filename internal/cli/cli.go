@@ -95,12 +95,11 @@ change with approved change requests.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
-	for _, add := range commands {
-		root.AddCommand(add(e))
-	}
+	root.AddCommand(
+		newBaselineCmd(e),
+		newCheckCmd(e),
+		newAcceptCmd(e),
+		newShowCmd(e),
+	)
 	return root
 }
-
-// commands lists the constructors of the top-level commands; each command
-// file adds its own.
-var commands []func(*env) *cobra.Command
