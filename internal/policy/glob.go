@@ -157,6 +157,11 @@ func compileSegment(c string) (segment, error) {
 	if strings.Contains(c, "**") {
 		return segment{}, fmt.Errorf("%w: \"**\" must be a whole path component in %q", errBadPattern, c)
 	}
+	if negatesLikeShell(c) {
+		// Shells negate a class with '!', path.Match with '^'; "[!a]"
+		// would silently mean "'!' or 'a'".
+		return segment{}, fmt.Errorf("%w: write [^...] to negate a character class in %q", errBadPattern, c)
+	}
 	if _, err := path.Match(c, ""); err != nil {
 		return segment{}, fmt.Errorf("%w: syntax error in %q", errBadPattern, c)
 	}
@@ -172,6 +177,19 @@ func compileSegment(c string) (segment, error) {
 		return segment{kind: segPrefix, text: c[:len(c)-1]}, nil
 	}
 	return segment{kind: segGlob, text: c}, nil
+}
+
+// negatesLikeShell reports whether c has an unescaped "[!".
+func negatesLikeShell(c string) bool {
+	for i := 0; i+1 < len(c); i++ {
+		switch {
+		case c[i] == '\\':
+			i++
+		case c[i] == '[' && c[i+1] == '!':
+			return true
+		}
+	}
+	return false
 }
 
 // matchPath reports whether the whole clean absolute name matches.

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/vigilfim/vigil/internal/fim"
@@ -13,7 +12,8 @@ import (
 // search plus a walk up a short chain, and exclude checks compare strings
 // against precompiled patterns. Nothing in it allocates.
 type index struct {
-	rules []compiled // parallel to Policy.Rules, in fim.ComparePaths order
+	paths []string   // the rules' paths, in fim.ComparePaths order
+	rules []compiled // parallel to paths
 }
 
 // compiled is one rule prepared for lookups.
@@ -32,7 +32,7 @@ type compiled struct {
 
 // buildIndex compiles rules, which must be sorted and unique.
 func buildIndex(rules []*Rule) (*index, error) {
-	ix := &index{rules: make([]compiled, len(rules))}
+	ix := &index{paths: make([]string, len(rules)), rules: make([]compiled, len(rules))}
 	var stack []int // chain of rules containing the current one
 	for i, r := range rules {
 		c := compiled{rule: r, parent: -1}
@@ -59,6 +59,7 @@ func buildIndex(rules []*Rule) (*index, error) {
 			}
 		}
 		ix.rules[i] = c
+		ix.paths[i] = r.Path
 	}
 	return ix, nil
 }
@@ -70,16 +71,25 @@ func (ix *index) find(path string) int {
 	// contiguous run right after it. The deepest rule containing path is
 	// therefore the last rule sorting at or before path, or one of that
 	// rule's ancestors.
-	i, found := slices.BinarySearchFunc(ix.rules, path, func(c compiled, p string) int {
-		return fim.ComparePaths(c.rule.Path, p)
-	})
-	if !found {
-		i--
-	}
-	for i >= 0 && !isWithin(path, ix.rules[i].rule.Path) {
+	i := ix.upTo(path) - 1
+	for i >= 0 && !isWithin(path, ix.paths[i]) {
 		i = ix.rules[i].parent
 	}
 	return i
+}
+
+// upTo returns the number of rule paths sorting at or before path.
+func (ix *index) upTo(path string) int {
+	lo, hi := 0, len(ix.paths)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if fim.ComparePaths(ix.paths[mid], path) <= 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 func (ix *index) lookup(path string) *Rule {
@@ -103,13 +113,8 @@ func (ix *index) descend(dir string) bool {
 		}
 	}
 	// Is a rule's root strictly below dir? Its subtree follows dir.
-	j, found := slices.BinarySearchFunc(ix.rules, dir, func(c compiled, p string) int {
-		return fim.ComparePaths(c.rule.Path, p)
-	})
-	if found {
-		j++
-	}
-	return j < len(ix.rules) && isWithin(ix.rules[j].rule.Path, dir)
+	j := ix.upTo(dir)
+	return j < len(ix.paths) && isWithin(ix.paths[j], dir)
 }
 
 // excludes is Rule.Excludes over the compiled patterns.
