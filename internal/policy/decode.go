@@ -48,12 +48,13 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 		d.errorf(root, "%v", err)
 		return nil
 	case err != nil:
-		line := syntaxErrorLine(err)
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if line > 0 {
-			msg = msg[strings.IndexByte(msg, ':')+2:]
-		} else {
-			line = locateSyntaxError(data, err.Error())
+		// yaml.v3 reports some syntax errors without a line and others
+		// one line early (a 0-based line where 1-based is expected), so
+		// the line is searched for; the parser's is the fallback.
+		msg := syntaxErrorMessage(err)
+		line := locateSyntaxError(data, msg)
+		if line == 0 {
+			line = syntaxErrorLine(err)
 		}
 		d.errs.add(&Error{File: d.file, Line: line, Msg: "invalid yaml: " + msg})
 		return nil
@@ -61,7 +62,11 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 		d.errorf(nil, "empty policy")
 		return nil
 	}
-	d.checkNoAliases(root)
+	// Aliases make the shape of the document something else than what is
+	// written, so nothing more is checked when there are any.
+	if d.checkNoAliases(root); len(d.errs.Errors) > 0 {
+		return nil
+	}
 	return root.Content[0]
 }
 
@@ -105,11 +110,22 @@ func syntaxErrorLine(err error) int {
 	return n
 }
 
-// locateSyntaxError finds the line of a syntax error that the YAML parser
-// reported without one ("mapping values are not allowed in this context"):
-// the first line at which a prefix of the input fails with the same
-// message. It binary-searches, so it costs a few parses of the input, and
-// only ever runs on invalid input. It returns 0 if the search fails.
+// syntaxErrorMessage strips "yaml: " and "line N: " from a parser error.
+func syntaxErrorMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			return after
+		}
+	}
+	return msg
+}
+
+// locateSyntaxError finds the line of a syntax error: the first line at
+// which a prefix of the input fails with the same message (msg as returned
+// by syntaxErrorMessage). For an unclosed bracket that is the line that
+// opened it. It binary-searches, so it costs a few parses of the input,
+// and only ever runs on invalid input. It returns 0 if the search fails.
 func locateSyntaxError(data []byte, msg string) int {
 	var ends []int // ends[i] is the offset just past line i+1
 	for i, b := range data {
@@ -122,7 +138,7 @@ func locateSyntaxError(data []byte, msg string) int {
 	}
 	fails := func(lines int) bool {
 		_, err := decodeDocuments(data[:ends[lines-1]])
-		return err != nil && err.Error() == msg
+		return err != nil && !errors.Is(err, errExtraDocument) && syntaxErrorMessage(err) == msg
 	}
 	lo, hi := 1, len(ends) // the answer is in [lo, hi] if fails(hi)
 	if !fails(hi) {

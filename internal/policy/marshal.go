@@ -12,7 +12,8 @@ import (
 
 // Marshal writes p as canonical YAML: version, name and the rules in path
 // order, each with every field spelt out and defaults, attribute sets and
-// relative patterns already resolved, so the output reads the same
+// relative patterns already resolved (only a name equal to the path is
+// left out), so the output reads the same
 // whatever the source looked like. Parse(Marshal(p)) yields a policy equal
 // to p (Policy.Equal); Marshal checks that before returning, so a policy
 // built by hand that Parse would reject is an error here too.
@@ -60,11 +61,11 @@ func marshalRule(r *Rule) *yaml.Node {
 	if set == "" {
 		attrs = strs(items)
 	}
-	n := mapping(
-		"path", str(r.Path),
-		"name", str(r.Name),
-		"recurse", recurse,
-	)
+	n := mapping("path", str(r.Path))
+	if r.Name != r.Path { // Parse names a rule by its path by default
+		n.Content = append(n.Content, str("name"), str(r.Name))
+	}
+	n.Content = append(n.Content, str("recurse"), recurse)
 	if len(r.Exclude) > 0 {
 		n.Content = append(n.Content, str("exclude"), strs(r.Exclude))
 	}
