@@ -125,7 +125,7 @@ func verify(f io.Reader, path string, v note.Verifier) (signed, error) {
 	// buffered reader directly.
 	tlen, err := binary.ReadUvarint(src.r)
 	if err != nil {
-		if err == io.EOF {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return signed{}, tampered(path, Truncated, "file ends after the end block (byte %d), before the signature", body)
 		}
 		return signed{}, tampered(path, MalformedTrailer, "bad signature length at byte %d", body)
