@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -43,17 +44,7 @@ func openAll(path string, v note.Verifier) (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	n := 0
-	for {
-		_, _, err := r.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
+	return drainReader(r)
 }
 
 // mustRefuse checks that data is refused with a *TamperedError (and
@@ -198,3 +189,79 @@ func TestNotRegular(t *testing.T) {
 	}
 }
 
+// TestChangedWhileReading changes the file in place after Open verified it:
+// the decoding pass must notice at the end instead of returning io.EOF.
+func TestChangedWhileReading(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "baseline")
+	s, v := testKey(t, "vigil-host1")
+	// Stored blocks, so the entry bytes appear verbatim in the file, and
+	// enough entries that the reader has not buffered the end yet.
+	w, err := create(path, s, testHeader(), codecStored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newSynth(20000, 3)
+	var last *fim.Entry
+	for e := g.next(); e != nil; e = g.next() {
+		if err := w.Add(e, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !e.Content.IsZero() {
+			last = e
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, last.Content.Sum)
+	if at < 0 {
+		t.Fatal("digest not found in file")
+	}
+
+	for _, find := range []bool{false, true} {
+		r, err := Open(path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{data[at] ^ 0xff}, int64(at)); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if find {
+			_, _, err = r.Find("/")
+		} else {
+			_, err = drainReader(r)
+		}
+		var te *TamperedError
+		if !errors.As(err, &te) || te.Problem != ChangedWhileReading {
+			t.Errorf("find=%v: err = %v, want changed while being read", find, err)
+		}
+		r.Close()
+		// Put the byte back for the next round.
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func drainReader(r *Reader) (int, error) {
+	n := 0
+	for {
+		_, _, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}
