@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/fim"
@@ -43,7 +44,7 @@ func signingKey(sp statePaths) (*signing.Key, error) {
 
 // verifierFor returns what checks the baseline's signature. It never
 // creates a key: a missing key means the baseline can't be trusted.
-func verifierFor(sp statePaths, pubkey string) (signing.Verifier, error) {
+func verifierFor(sp statePaths, pubkey string) (note.Verifier, error) {
 	if pubkey != "" {
 		return signing.LoadVerifier(pubkey)
 	}
@@ -82,7 +83,7 @@ func policyFor(file string, paths []string) (*policy.Policy, error) {
 			return nil, err
 		}
 		if len(abs) > 0 {
-			return p.Restrict(abs), nil
+			return p.Restrict(abs)
 		}
 		return p, nil
 	case len(abs) > 0:
@@ -361,16 +362,16 @@ func newShowCmd(e *env) *cobra.Command {
 			}
 			defer r.Close()
 			ent, tag, err := r.Find(path)
+			if errors.Is(err, baseline.ErrNotFound) {
+				return fmt.Errorf("%s is not in baseline %s", displayPath(path), sp.db)
+			}
 			if err != nil {
 				return err
 			}
-			if ent == nil {
-				return fmt.Errorf("%s is not in baseline %s", displayPath(path), sp.db)
-			}
 			h := r.Header()
 			var acc *baseline.Acceptance
-			if int(tag) < len(h.Acceptances) {
-				acc = &h.Acceptances[tag]
+			if a, ok := h.Acceptance(tag); ok {
+				acc = &a
 			}
 			if asJSON {
 				out := struct {

@@ -58,7 +58,7 @@ func Build(ctx context.Context, path string, signer note.Signer, pol *policy.Pol
 	now := time.Now().UTC()
 	w, err := baseline.Create(path, signer, baseline.Header{
 		Created:    now,
-		Host:       host,
+		Hostname:   host,
 		Generation: 1,
 		Policy:     policySrc,
 		Roots:      pol.Roots(),
