@@ -28,6 +28,11 @@ func OpenDir(path string) (*Dir, error) { return nil, unsupported("open", path) 
 // Lstat returns ErrUnsupported.
 func Lstat(path string) (*fim.Entry, error) { return nil, unsupported("lstat", path) }
 
+// LstatAttrs returns ErrUnsupported.
+func LstatAttrs(path string, what fim.AttrSet) (*fim.Entry, error) {
+	return nil, unsupported("lstat", path)
+}
+
 // Hash returns ErrUnsupported.
 func Hash(ctx context.Context, path string, want *fim.Entry, req HashRequest) (HashResult, error) {
 	return HashResult{}, unsupported("hash", path)

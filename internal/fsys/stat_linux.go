@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -104,6 +107,12 @@ func Lstat(path string) (*fim.Entry, error) {
 	return lstatAt(unix.AT_FDCWD, path, path, fim.AllAttrs)
 }
 
+// LstatAttrs is Lstat reading only the optional attributes in what (see
+// Dir.Stat).
+func LstatAttrs(path string, what fim.AttrSet) (*fim.Entry, error) {
+	return lstatAt(unix.AT_FDCWD, path, path, what)
+}
+
 func lstatAt(dirfd int, name, path string, what fim.AttrSet) (*fim.Entry, error) {
 	var st unix.Stat_t
 	err := ignoringEINTR0(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
@@ -119,7 +128,7 @@ func lstatAt(dirfd int, name, path string, what fim.AttrSet) (*fim.Entry, error)
 		e.LinkTarget = target
 	}
 	if wantXattrs(what) {
-		x := xattrReader{fd: -1, path: path}
+		x := xattrReader{fd: -1, dirfd: dirfd, name: name, path: path}
 		if err := x.read(e, what); err != nil {
 			return e, &fs.PathError{Op: "read xattrs of", Path: path, Err: err}
 		}
@@ -189,15 +198,29 @@ func readlinkAt(dirfd int, name string, size int64) (string, error) {
 }
 
 // xattrReader reads extended attributes through an open descriptor (fd >=
-// 0) or, without following symlinks, by path.
+// 0) or, without following symlinks, as name relative to dirfd. The *at
+// calls (Linux 6.13) work for paths longer than PATH_MAX and skip a path
+// resolution; older kernels fall back to the l*xattr calls on the path.
 type xattrReader struct {
-	fd   int
-	path string
+	fd         int
+	dirfd      int
+	name, path string
 }
+
+// xattrAtMissing is set once the kernel has said it lacks the *xattrat
+// calls, to skip trying them for every file.
+var xattrAtMissing atomic.Bool
 
 func (x xattrReader) list(buf []byte) (int, error) {
 	if x.fd >= 0 {
 		return unix.Flistxattr(x.fd, buf)
+	}
+	if !xattrAtMissing.Load() {
+		n, err := listxattrat(x.dirfd, x.name, buf)
+		if err != unix.ENOSYS {
+			return n, err
+		}
+		xattrAtMissing.Store(true)
 	}
 	return unix.Llistxattr(x.path, buf)
 }
@@ -206,7 +229,64 @@ func (x xattrReader) get(name string, buf []byte) (int, error) {
 	if x.fd >= 0 {
 		return unix.Fgetxattr(x.fd, name, buf)
 	}
+	if !xattrAtMissing.Load() {
+		n, err := getxattrat(x.dirfd, x.name, name, buf)
+		if err != unix.ENOSYS {
+			return n, err
+		}
+		xattrAtMissing.Store(true)
+	}
 	return unix.Lgetxattr(x.path, name, buf)
+}
+
+// listxattrat(2): int dfd, const char *path, unsigned int at_flags,
+// char *list, size_t size.
+func listxattrat(dirfd int, name string, buf []byte) (int, error) {
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return 0, err
+	}
+	var bp unsafe.Pointer
+	if len(buf) > 0 {
+		bp = unsafe.Pointer(&buf[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+		unix.AT_SYMLINK_NOFOLLOW, uintptr(bp), uintptr(len(buf)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// xattrArgs is struct xattr_args from include/uapi/linux/xattr.h.
+type xattrArgs struct {
+	value uint64
+	size  uint32
+	flags uint32
+}
+
+// getxattrat(2): int dfd, const char *path, unsigned int at_flags,
+// const char *name, struct xattr_args *args, size_t args_size.
+func getxattrat(dirfd int, name, attr string, buf []byte) (int, error) {
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return 0, err
+	}
+	a, err := unix.BytePtrFromString(attr)
+	if err != nil {
+		return 0, err
+	}
+	args := xattrArgs{size: uint32(len(buf))}
+	if len(buf) > 0 {
+		args.value = uint64(uintptr(unsafe.Pointer(&buf[0])))
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+	runtime.KeepAlive(buf)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // noXattrs reports errors that mean "this entry has no such xattr" rather
