@@ -135,41 +135,58 @@ func (w *walker) reachable(start string) bool {
 
 func (w *walker) walkStart(start string) error {
 	if start == "/" {
-		return w.visit(nil, 0, false, "/", "/", fim.TypeDir, outOfScope)
+		return w.visit(place{}, "/", "/", fim.TypeDir, outOfScope)
+	}
+	var pl place
+	if r := w.pol.Lookup(start); r != nil && !w.effective(start, r) {
+		pl.blocked = r
 	}
 	pd, err := fsys.OpenDir(parentOf(start))
 	if err != nil {
 		// Whatever is wrong with the parent shows up again on the start.
-		return w.visit(nil, 0, false, start, start, fim.TypeUnknown, outOfScope)
+		return w.visit(pl, start, start, fim.TypeUnknown, outOfScope)
 	}
 	parent := newDirRef(pd)
 	defer parent.release()
 	pst, err := pd.Stat(0)
 	if err != nil {
-		return w.visit(nil, 0, false, start, start, fim.TypeUnknown, outOfScope)
+		return w.visit(pl, start, start, fim.TypeUnknown, outOfScope)
 	}
 	name := start[strings.LastIndexByte(start, '/')+1:]
 	typ := fim.TypeUnknown
 	if e, err := pd.Lstat(name, start, 0); err == nil {
 		typ = e.Type
 	}
-	return w.visit(parent, pst.Dev, true, name, start, typ, outOfScope)
+	pl.parent, pl.parentDev, pl.haveDev = parent, pst.Dev, true
+	return w.visit(pl, name, start, typ, outOfScope)
+}
+
+// place is where a visited path sits: its parent directory, the parent's
+// device when known, and the rule cut off by an excluded ancestor.
+type place struct {
+	parent    *dirRef
+	parentDev uint64
+	haveDev   bool
+	// blocked is the rule that governs nothing here because a directory
+	// above was excluded from it (or too deep for it) and was read only to
+	// reach a nested rule's root.
+	blocked *policy.Rule
 }
 
 // visit handles one path: its own slot, its subtree if it is a directory
 // the walk reads, and the baseline entries below it that the walk did not
 // meet. parentDev is the device of the containing directory when known.
 // cls classifies the baseline entries before path that the walk skipped.
-func (w *walker) visit(parent *dirRef, parentDev uint64, haveDev bool, name, path string, typ fim.FileType, cls classify) error {
-	rule := w.ruleFor(path, parentDev, haveDev)
+func (w *walker) visit(pl place, name, path string, typ fim.FileType, cls classify) error {
+	rule := w.ruleFor(path, pl)
 	old, tag, err := w.takeOld(path, cls)
 	if err != nil {
 		return err
 	}
 	if (typ == fim.TypeDir || typ == fim.TypeUnknown) && w.candidate(path, rule) {
-		return w.walkDir(parent, parentDev, haveDev, name, path, rule, old, tag)
+		return w.walkDir(pl, name, path, rule, old, tag)
 	}
-	if err := w.leaf(parent, name, path, rule, old, tag); err != nil {
+	if err := w.leaf(pl.parent, name, path, rule, old, tag); err != nil {
 		return err
 	}
 	return w.drainWithin(path, w.missingBelow(path))
@@ -186,7 +203,8 @@ func (w *walker) leaf(parent *dirRef, name, path string, rule *policy.Rule, old 
 	return nil
 }
 
-func (w *walker) walkDir(parent *dirRef, parentDev uint64, haveDev bool, name, path string, rule *policy.Rule, old *fim.Entry, tag uint32) error {
+func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fim.Entry, tag uint32) error {
+	parent := pl.parent
 	var d *fsys.Dir
 	var err error
 	if parent == nil {
@@ -241,7 +259,7 @@ func (w *walker) walkDir(parent *dirRef, parentDev uint64, haveDev bool, name, p
 	// A mount point is recorded but not descended into, unless the rule
 	// allows crossing, the rule starts right here, or a rule's root lies
 	// further down.
-	descend := !haveDev || st.Dev == parentDev ||
+	descend := !pl.haveDev || st.Dev == pl.parentDev ||
 		rule != nil && (rule.CrossFilesystems || rule.Path == path) || w.rootBelow(path)
 	var ents []fsys.DirEntry
 	var lerr error
@@ -271,10 +289,16 @@ func (w *walker) walkDir(parent *dirRef, parentDev uint64, haveDev bool, name, p
 		return w.drainWithin(path, outOfScope)
 	}
 	cls := w.missingBelow(path)
+	child := place{parent: ref, parentDev: st.Dev, haveDev: true, blocked: pl.blocked}
+	if rule == nil {
+		// Read only to reach a nested rule: whatever rule covers this
+		// directory covers nothing below it.
+		child.blocked = w.cover(path)
+	}
 	for i := range ents {
 		de := ents[i]
 		ents[i] = fsys.DirEntry{} // the name lives on in the item only
-		if err := w.visit(ref, st.Dev, true, de.Name, joinPath(path, de.Name), de.Type, cls); err != nil {
+		if err := w.visit(child, de.Name, joinPath(path, de.Name), de.Type, cls); err != nil {
 			return err
 		}
 	}
@@ -285,9 +309,12 @@ func (w *walker) walkDir(parent *dirRef, parentDev uint64, haveDev bool, name, p
 // recorded: excluded, too deep, or on another file system than its rule's
 // root (for rules that don't cross file systems; the mount point itself and
 // a rule's own root are recorded).
-func (w *walker) ruleFor(path string, parentDev uint64, haveDev bool) *policy.Rule {
+func (w *walker) ruleFor(path string, pl place) *policy.Rule {
 	r := w.pol.Lookup(path)
-	if r == nil || !haveDev || r.CrossFilesystems || r.Path == path {
+	if r != nil && r == pl.blocked {
+		return nil
+	}
+	if r == nil || !pl.haveDev || r.CrossFilesystems || r.Path == path {
 		return r
 	}
 	dev, ok := w.rootDevs[r]
@@ -299,10 +326,35 @@ func (w *walker) ruleFor(path string, parentDev uint64, haveDev bool) *policy.Ru
 		dev = e.Dev
 		w.rootDevs[r] = dev
 	}
-	if dev != parentDev {
+	if dev != pl.parentDev {
 		return nil
 	}
 	return r
+}
+
+// cover returns the deepest rule whose root contains path, whether or not
+// it governs path.
+func (w *walker) cover(path string) *policy.Rule {
+	var best *policy.Rule
+	for _, r := range w.pol.Rules {
+		if fim.IsWithin(path, r.Path) && (best == nil || len(r.Path) > len(best.Path)) {
+			best = r
+		}
+	}
+	return best
+}
+
+// effective reports whether r = pol.Lookup(path) really governs path: no
+// directory between r's root and path is excluded from r or too deep.
+// (Policy.Lookup judges a path alone; the walk never reads below a
+// directory its rule excludes.)
+func (w *walker) effective(path string, r *policy.Rule) bool {
+	for a := parentOf(path); a != "" && fim.IsWithin(a, r.Path); a = parentOf(a) {
+		if w.pol.Lookup(a) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // candidate reports whether the walk reads directory path, governed by
@@ -329,7 +381,7 @@ func (w *walker) rootBelow(path string) bool {
 // read), OutOfScope otherwise.
 func (w *walker) missingBelow(top string) classify {
 	return func(e *fim.Entry) (Status, error) {
-		if w.pol.Lookup(e.Path) == nil {
+		if r := w.pol.Lookup(e.Path); r == nil || !w.effective(e.Path, r) {
 			return OutOfScope, nil
 		}
 		for a := parentOf(e.Path); a != "" && fim.IsWithin(a, top); a = parentOf(a) {
