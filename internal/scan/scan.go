@@ -73,8 +73,9 @@ type Item struct {
 	// Prefix is, for growing files, the digest of New's first Old.Size
 	// bytes made with Old's algorithm: pass it to fim.Compare.
 	Prefix fim.Digest
-	// Rule is the rule governing the path; nil for OutOfScope items and
-	// for Missing or Failed items found only in the baseline.
+	// Rule is the rule governing the path; nil for OutOfScope items, and
+	// for a Failed directory that no rule governs but that was read to
+	// reach a nested rule.
 	Rule *policy.Rule
 	Err  error
 	// Rehashed is true when content was read in this scan rather than
@@ -130,11 +131,12 @@ type Stats struct {
 }
 
 // Sizes of the pipeline's buffers. The ordered window bounds memory and
-// open directory descriptors (each slot may pin its parent directory);
-// 2048 keeps every worker busy behind one slow, large file while staying
-// far below the usual descriptor limits.
+// open directory descriptors (each slot may pin its parent directory):
+// 2048 slots keep every worker busy behind one slow, large file, and are
+// cut to a quarter of the descriptor limit where that is lower.
 const (
-	window    = 2048
+	maxWindow = 2048
+	minWindow = 64
 	oldBatch  = 256
 	jobsDepth = 256
 )
@@ -160,7 +162,7 @@ func Run(ctx context.Context, pol *policy.Policy, old Old, opt Options, fn func(
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	olds := make(chan oldChunk, 4)
-	queue := make(chan *slot, window)
+	queue := make(chan *slot, queueWindow())
 	jobs := make(chan *slot, jobsDepth)
 	var hashed atomic.Int64
 

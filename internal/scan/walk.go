@@ -52,13 +52,14 @@ func (r *dirRef) release() {
 }
 
 // classify decides the status of a baseline entry that the walk did not
-// meet, and the error for Failed ones.
-type classify func(e *fim.Entry) (Status, error)
+// meet, the rule governing it (for Missing and Failed ones) and the error
+// for Failed ones.
+type classify func(e *fim.Entry) (Status, *policy.Rule, error)
 
-func outOfScope(*fim.Entry) (Status, error) { return OutOfScope, nil }
+func outOfScope(*fim.Entry) (Status, *policy.Rule, error) { return OutOfScope, nil, nil }
 
-func failedBelow(err error) classify {
-	return func(*fim.Entry) (Status, error) { return Failed, err }
+func (w *walker) failedBelow(err error) classify {
+	return func(e *fim.Entry) (Status, *policy.Rule, error) { return Failed, w.pol.Lookup(e.Path), err }
 }
 
 // walker walks the policy's trees depth first in sorted order, merges the
@@ -237,7 +238,7 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 		if err := w.ready(Item{Path: path, Status: Failed, Old: old, OldTag: tag, Rule: rule, Err: err}); err != nil {
 			return err
 		}
-		return w.drainWithin(path, failedBelow(err))
+		return w.drainWithin(path, w.failedBelow(err))
 	}
 	ref := newDirRef(d)
 	defer ref.release()
@@ -251,7 +252,7 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 		if err := w.ready(Item{Path: path, Status: Failed, Old: old, OldTag: tag, Rule: rule, Err: serr}); err != nil {
 			return err
 		}
-		return w.drainWithin(path, failedBelow(serr))
+		return w.drainWithin(path, w.failedBelow(serr))
 	}
 	if rule != nil && rule.Path == path {
 		w.rootDevs[rule] = st.Dev
@@ -271,7 +272,7 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 		if err := w.ready(Item{Path: path, Status: Failed, Old: old, OldTag: tag, New: st, Rule: rule, Err: lerr}); err != nil {
 			return err
 		}
-		return w.drainWithin(path, failedBelow(lerr))
+		return w.drainWithin(path, w.failedBelow(lerr))
 	case rule != nil:
 		it := Item{Path: path, Status: Scanned, Old: old, OldTag: tag, New: st, Rule: rule}
 		if serr != nil {
@@ -380,19 +381,20 @@ func (w *walker) rootBelow(path string) bool {
 // (the policy covers them and every directory from top down to them is
 // read), OutOfScope otherwise.
 func (w *walker) missingBelow(top string) classify {
-	return func(e *fim.Entry) (Status, error) {
-		if r := w.pol.Lookup(e.Path); r == nil || !w.effective(e.Path, r) {
-			return OutOfScope, nil
+	return func(e *fim.Entry) (Status, *policy.Rule, error) {
+		r := w.pol.Lookup(e.Path)
+		if r == nil || !w.effective(e.Path, r) {
+			return OutOfScope, nil, nil
 		}
 		for a := parentOf(e.Path); a != "" && fim.IsWithin(a, top); a = parentOf(a) {
 			if !w.candidate(a, w.pol.Lookup(a)) {
-				return OutOfScope, nil
+				return OutOfScope, nil, nil
 			}
 			if a == top {
 				break
 			}
 		}
-		return Missing, nil
+		return Missing, r, nil
 	}
 }
 
@@ -430,8 +432,8 @@ func (w *walker) drain(while func(string) bool, cls classify) error {
 		if err != nil {
 			return err
 		}
-		st, ierr := cls(e)
-		if err := w.ready(Item{Path: e.Path, Status: st, Old: e, OldTag: tag, Err: ierr}); err != nil {
+		st, r, ierr := cls(e)
+		if err := w.ready(Item{Path: e.Path, Status: st, Old: e, OldTag: tag, Rule: r, Err: ierr}); err != nil {
 			return err
 		}
 	}
