@@ -148,3 +148,28 @@ func TestDecodeHostile(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSignedText(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	good := "vigil baseline v1\nsize 10\nsha256 " + sum + "\nentries 0\ngeneration 18446744073709551615\n"
+	if s, err := parseSignedText(good); err != nil || s.generation != 1<<64-1 || s.size != 10 || s.version != 1 {
+		t.Fatalf("good text: %+v, %v", s, err)
+	}
+	for _, bad := range []string{
+		"",
+		"vigil baseline v1\n",
+		strings.Replace(good, "size 10", "size 010", 1),
+		strings.Replace(good, "size 10", "size +10", 1),
+		strings.Replace(good, sum, strings.ToUpper(sum), 1),
+		strings.Replace(good, sum, sum[:62], 1),
+		strings.Replace(good, "entries 0", "entries  0", 1),
+		strings.Replace(good, "v1", "v01", 1),
+		strings.Replace(good, "size 10", "size 9223372036854775808", 1),
+		good + "extra 1\n",
+		strings.TrimSuffix(good, "\n"),
+	} {
+		if _, err := parseSignedText(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
