@@ -348,3 +348,18 @@ func TestHugeEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateRefusesUnreadableHeader(t *testing.T) {
+	s, _ := testKey(t, "vigil-host1")
+	for name, mod := range map[string]func(*Header){
+		"hostname":      func(h *Header) { h.Hostname = strings.Repeat("h", maxName+1) },
+		"note":          func(h *Header) { h.Acceptances[1].Note = strings.Repeat("n", maxNote+1) },
+		"accepted path": func(h *Header) { h.Acceptances[1].Paths = []string{strings.Repeat("p", maxName+1)} },
+	} {
+		h := testHeader()
+		mod(&h)
+		if _, err := Create(filepath.Join(t.TempDir(), "b"), s, h); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
