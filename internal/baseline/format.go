@@ -149,8 +149,11 @@ func readPreamble(s *source, path string) error {
 // must be the header block.
 func readFrame(s *source, path string, first bool) (frame, error) {
 	f := frame{off: s.off}
-	short := func() error {
-		return tampered(path, Truncated, "file ends inside the block starting at byte %d", f.off)
+	bad := func(err error) error {
+		if errors.Is(err, errShort) {
+			return tampered(path, Truncated, "file ends inside the block starting at byte %d", f.off)
+		}
+		return tampered(path, Corrupt, "block at byte %d: %v", f.off, err)
 	}
 	k, err := s.ReadByte()
 	if err != nil {
@@ -164,24 +167,24 @@ func readFrame(s *source, path string, first bool) (frame, error) {
 		return f, tampered(path, Corrupt, "second header block at byte %d", f.off)
 	case k == kindEnd:
 		if f.count, err = s.uvarint(); err != nil {
-			return f, short()
+			return f, bad(err)
 		}
 		return f, nil
 	case k == kindEntries:
 		if f.count, err = s.uvarint(); err != nil {
-			return f, short()
+			return f, bad(err)
 		}
 	case k != kindHeader:
 		return f, tampered(path, Corrupt, "unknown block kind %d at byte %d", k, f.off)
 	}
 	if f.rawLen, err = s.uvarint(); err != nil {
-		return f, short()
+		return f, bad(err)
 	}
 	if f.codec, err = s.ReadByte(); err != nil {
-		return f, short()
+		return f, bad(errShort)
 	}
 	if f.compLen, err = s.uvarint(); err != nil {
-		return f, short()
+		return f, bad(err)
 	}
 	limit := uint64(maxBlockRaw)
 	if k == kindHeader {

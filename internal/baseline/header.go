@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -88,7 +89,26 @@ func (h *Header) validate() error {
 			return fmt.Errorf("acceptance IDs not strictly increasing: %d after %d", h.Acceptances[i].ID, h.Acceptances[i-1].ID)
 		}
 	}
-	return nil
+	// The same limits the decoder enforces, so that a writer can never
+	// produce a baseline that readers refuse.
+	check := func(what string, n, max int) error {
+		if n > max {
+			return fmt.Errorf("%s of %d bytes is over the limit of %d", what, n, max)
+		}
+		return nil
+	}
+	errs := []error{check("hostname", len(h.Hostname), maxName), check("policy", len(h.Policy), maxPolicy)}
+	for _, r := range h.Roots {
+		errs = append(errs, check("root", len(r), maxName))
+	}
+	for _, a := range h.Acceptances {
+		errs = append(errs, check("user name", len(a.Actor.User), maxName), check("login user name", len(a.Actor.LoginUser), maxName),
+			check("note", len(a.Note), maxNote))
+		for _, p := range a.Paths {
+			errs = append(errs, check("accepted path", len(p), maxName))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Limits on header fields, so a decoder never trusts a length beyond them.

@@ -202,57 +202,36 @@ type parsedText struct {
 // its exact canonical form.
 func parseSignedText(text string) (parsedText, error) {
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	keys := []string{"vigil baseline", "size", "sha256", "entries", "generation"}
+	keys := []string{"vigil baseline v", "size ", "sha256 ", "entries ", "generation "}
 	if len(lines) != len(keys) {
 		return parsedText{}, fmt.Errorf("want %d lines, got %d", len(keys), len(lines))
 	}
 	vals := make([]string, len(keys))
 	for i, k := range keys {
-		v, ok := strings.CutPrefix(lines[i], k+" ")
+		v, ok := strings.CutPrefix(lines[i], k)
 		if !ok {
 			return parsedText{}, fmt.Errorf("line %d: want %q", i+1, k)
 		}
 		vals[i] = v
 	}
-	var s parsedText
-	var err error
-	ver, ok := strings.CutPrefix(vals[0], "v")
-	num := func(v string) uint64 {
-		n, perr := strconv.ParseUint(v, 10, 63)
-		if perr != nil && err == nil {
-			err = perr
-		}
-		return n
-	}
-	if !ok {
-		return parsedText{}, fmt.Errorf("line 1: want a version v<N>")
-	}
-	s.version = int(num(ver))
-	s.size = int64(num(vals[1]))
-	s.entries = num(vals[3])
-	s.generation = num(vals[4])
-	if s.sum, err = hexSum(vals[2], err); err != nil {
+	version, err1 := strconv.ParseUint(vals[0], 10, 16)
+	size, err2 := strconv.ParseUint(vals[1], 10, 63)
+	sum, err3 := hex.DecodeString(vals[2])
+	entries, err4 := strconv.ParseUint(vals[3], 10, 64)
+	generation, err5 := strconv.ParseUint(vals[4], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return parsedText{}, err
 	}
-	if signedTextOf(s) != text {
+	if len(sum) != sha256.Size {
+		return parsedText{}, fmt.Errorf("sha256 of %d bytes, want %d", len(sum), sha256.Size)
+	}
+	s := parsedText{version: int(version), signed: signed{size: int64(size), sum: sum, entries: entries, generation: generation}}
+	// Decimal and hex parsing accept forms (leading zeros, upper case)
+	// that the writer never produces; refuse them.
+	if signedText(s.version, s.size, s.sum, s.entries, s.generation) != text {
 		return parsedText{}, fmt.Errorf("not in canonical form")
 	}
 	return s, nil
-}
-
-func hexSum(s string, prev error) ([]byte, error) {
-	if prev != nil {
-		return nil, prev
-	}
-	sum, err := hex.DecodeString(s)
-	if err != nil || len(sum) != sha256.Size {
-		return nil, fmt.Errorf("sha256 %q: want %d hex digits", s, 2*sha256.Size)
-	}
-	return sum, nil
-}
-
-func signedTextOf(s parsedText) string {
-	return signedText(s.version, s.size, s.sum, s.entries, s.generation)
 }
 
 // Header returns the baseline's header.

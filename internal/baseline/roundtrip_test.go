@@ -295,3 +295,71 @@ func TestFind(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestHugeEntries checks the block limits: an entry too large for any block
+// is refused without spoiling the baseline, and a large entry that does not
+// fit the open block starts a block of its own.
+func TestHugeEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "baseline")
+	s, _ := testKey(t, "vigil-host1")
+	w, err := Create(path, s, testHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	// xattrs returns n values of 1 MiB and one of last bytes.
+	xattrs := func(n, last int) []fim.Xattr {
+		var xs []fim.Xattr
+		for i := range n {
+			xs = append(xs, fim.Xattr{Name: "user.x" + string(rune('a'+i)), Value: make([]byte, maxXattrValue)})
+		}
+		return append(xs, fim.Xattr{Name: "user.z", Value: make([]byte, last)})
+	}
+	want := []*fim.Entry{
+		// 200 KiB: stays in the open block (under blockTarget)...
+		{Path: "/a", Type: fim.TypeFile, Xattrs: xattrs(0, 200<<10)},
+		// ...so this 15.9 MiB entry does not fit beside it (16 MiB
+		// blocks) and must start a block of its own.
+		{Path: "/b", Type: fim.TypeFile, Xattrs: xattrs(15, 900<<10)},
+		{Path: "/c", Type: fim.TypeFile, Xattrs: xattrs(10, 0)},
+		{Path: "/e", Type: fim.TypeFile},
+	}
+	for _, e := range want[:3] {
+		if err := w.Add(e, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Add(&fim.Entry{Path: "/d", Type: fim.TypeFile, Xattrs: xattrs(17, 0)}, 0); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("17 MiB entry: err = %v", err)
+	}
+	if err := w.Add(want[3], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ := readAll(t, path)
+	if len(got) != len(want) {
+		t.Fatalf("read %d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !entriesEqual(got[i], want[i]) {
+			t.Errorf("entry %d (%s) differs", i, want[i].Path)
+		}
+	}
+}
+
+func TestCreateRefusesUnreadableHeader(t *testing.T) {
+	s, _ := testKey(t, "vigil-host1")
+	for name, mod := range map[string]func(*Header){
+		"hostname":      func(h *Header) { h.Hostname = strings.Repeat("h", maxName+1) },
+		"note":          func(h *Header) { h.Acceptances[1].Note = strings.Repeat("n", maxNote+1) },
+		"accepted path": func(h *Header) { h.Acceptances[1].Paths = []string{strings.Repeat("p", maxName+1)} },
+	} {
+		h := testHeader()
+		mod(&h)
+		if _, err := Create(filepath.Join(t.TempDir(), "b"), s, h); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
