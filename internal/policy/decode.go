@@ -52,7 +52,10 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 		// one line early (a 0-based line where 1-based is expected), so
 		// the line is searched for; the parser's is the fallback.
 		msg := syntaxErrorMessage(err)
-		line := locateSyntaxError(data, msg)
+		line := 0
+		if len(data) <= maxLocateSize {
+			line = locateSyntaxError(data, msg)
+		}
 		if line == 0 {
 			line = syntaxErrorLine(err)
 		}
@@ -92,6 +95,11 @@ func decodeDocuments(data []byte) (*yaml.Node, error) {
 	}
 	return &extra, errExtraDocument
 }
+
+// maxLocateSize bounds the input locateSyntaxError searches: its parses
+// cost about a second per megabyte of YAML, and real policies are a few
+// kilobytes. Larger inputs get the parser's own line.
+const maxLocateSize = 64 << 10
 
 // syntaxErrorLine returns the line of a "yaml: line N: ..." error, or 0.
 func syntaxErrorLine(err error) int {

@@ -39,3 +39,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLookup checks that the compiled index and the plain implementation
+// agree on any path string, clean or not, and that neither panics.
+func FuzzLookup(f *testing.F) {
+	for _, p := range []string{"/", "/etc/ssh/x.swp", "/etc/lvm/archive/keep/a", "/var/log/apt/x", "", "etc", "//", "/etc/../x"} {
+		f.Add(p)
+	}
+	ps := policies(f, testRules)
+	compiled, hand := ps["compiled"], ps["hand"]
+	f.Fuzz(func(t *testing.T, path string) {
+		if got, want := compiled.Lookup(path), hand.Lookup(path); rulePath(got) != rulePath(want) {
+			t.Fatalf("Lookup(%q): index %s, fallback %s", path, rulePath(got), rulePath(want))
+		}
+		if got, want := compiled.Descend(path), hand.Descend(path); got != want {
+			t.Fatalf("Descend(%q): index %v, fallback %v", path, got, want)
+		}
+		for _, pat := range []string{"*.swp", "/etc/**/*.bak", "/**/a/**/b"} {
+			Match(pat, path)
+		}
+	})
+}

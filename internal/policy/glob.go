@@ -18,11 +18,6 @@ import (
 // Patterns are compiled once into segments so that the per-file cost of an
 // exclude check is a few string comparisons, not a re-parse of the pattern.
 
-// maxDoubleStars bounds "**" components per pattern: matching backtracks
-// over every component boundary for each of them, so the cost of one match
-// grows as depth^k. Four is more than any sensible pattern needs.
-const maxDoubleStars = 4
-
 // maxPatternLen bounds a pattern's length; PATH_MAX is 4096.
 const maxPatternLen = 4096
 
@@ -106,7 +101,6 @@ func compileGlob(pattern string) (*glob, error) {
 	g := &glob{anchored: true}
 	literal, inPrefix := true, true
 	var prefix strings.Builder
-	stars := 0
 	for c := range strings.SplitSeq(pattern[1:], "/") {
 		if pattern == "/" {
 			break
@@ -124,9 +118,6 @@ func compileGlob(pattern string) (*glob, error) {
 		if s.kind == segDoubleStar {
 			if n := len(g.segs); n > 0 && g.segs[n-1].kind == segDoubleStar {
 				continue // "**/**" is "**"
-			}
-			if stars++; stars > maxDoubleStars {
-				return nil, fmt.Errorf("%w: more than %d \"**\" in %q", errBadPattern, maxDoubleStars, pattern)
 			}
 		}
 		if s.kind != segLiteral {
@@ -203,7 +194,7 @@ func (g *glob) matchPath(name string) bool {
 	if name == "/" {
 		name = ""
 	}
-	return matchSegs(g.segs, name, 0, -1)
+	return matchSegs(g.segs, name, -1)
 }
 
 // matchBelow reports whether name, or one of its ancestors strictly below
@@ -216,48 +207,120 @@ func (g *glob) matchBelow(name, root string) bool {
 		return false // nothing lies strictly below root
 	}
 	// An ancestor strictly below root is longer than root plus a slash.
-	return matchSegs(g.segs, name, 0, len(root)+1)
+	return matchSegs(g.segs, name, len(root)+1)
 }
 
-// matchSegs matches segs against the components of name after position i,
-// where name[i] is the '/' before the next component or i == len(name)
-// when none is left. With minEnd < 0 the pattern must consume every
-// component; otherwise it may stop at any component boundary at or after
-// minEnd, that is, match an ancestor of name at least minEnd bytes long.
-func matchSegs(segs []segment, name string, i, minEnd int) bool {
-	for ; len(segs) > 0; segs = segs[1:] {
-		s := segs[0]
-		if s.kind == segDoubleStar {
-			for j := i; ; {
-				if matchSegs(segs[1:], name, j, minEnd) {
-					return true
-				}
-				if j == len(name) {
-					return false
-				}
-				if k := strings.IndexByte(name[j+1:], '/'); k >= 0 {
-					j += k + 1
-				} else {
-					j = len(name)
+// matchSegs matches segs against the components of name, a clean
+// absolute path ("" for "/"). Positions in name are component boundaries:
+// 0, the index of a '/', or len(name). With minEnd < 0 the pattern must
+// consume every component; otherwise it may stop at any boundary at or
+// after minEnd, that is, match an ancestor of name at least minEnd bytes
+// long.
+//
+// Names come from the file system, where anyone who can create
+// directories controls them, so matching must stay cheap whatever the
+// depth: the pattern is cut at each "**" into runs of single-component
+// segments, the first run is anchored at the start, each middle run is
+// placed at its leftmost occurrence (which leaves the most room for the
+// rest, as in wildcard matching), and the last run is anchored at the end
+// (or, for a prefix, placed anywhere ending at or after minEnd). That is
+// O(components x segments), without backtracking.
+func matchSegs(segs []segment, name string, minEnd int) bool {
+	run, rest, star := cutDoubleStar(segs)
+	i, ok := matchRun(run, name, 0)
+	if !ok {
+		return false
+	}
+	if !star {
+		if minEnd < 0 {
+			return i == len(name)
+		}
+		return i >= minEnd
+	}
+	for {
+		run, rest, star = cutDoubleStar(rest)
+		if star { // a middle run: leftmost occurrence
+			end, found := -1, false
+			for s := i; !found; s = nextBoundary(name, s) {
+				end, found = matchRun(run, name, s)
+				if s == len(name) {
+					break
 				}
 			}
+			if !found {
+				return false
+			}
+			i = end
+			continue
 		}
-		if i == len(name) {
-			return false
+		if minEnd < 0 { // the last run ends the name
+			s := boundaryFromEnd(name, len(run))
+			if s < i {
+				return false
+			}
+			end, ok := matchRun(run, name, s)
+			return ok && end == len(name)
 		}
-		end := len(name)
-		if k := strings.IndexByte(name[i+1:], '/'); k >= 0 {
-			end = i + 1 + k
+		for s := i; ; s = nextBoundary(name, s) {
+			if end, ok := matchRun(run, name, s); ok && end >= minEnd {
+				return true
+			}
+			if s == len(name) {
+				return false
+			}
 		}
-		if !s.match(name[i+1 : end]) {
-			return false
-		}
-		i = end
 	}
-	if minEnd < 0 {
-		return i == len(name)
+}
+
+// cutDoubleStar splits segs at the first "**".
+func cutDoubleStar(segs []segment) (run, rest []segment, found bool) {
+	for k, s := range segs {
+		if s.kind == segDoubleStar {
+			return segs[:k], segs[k+1:], true
+		}
 	}
-	return i >= minEnd
+	return segs, nil, false
+}
+
+// matchRun matches run, one segment per component, from boundary s, and
+// returns the boundary after the last component matched.
+func matchRun(run []segment, name string, s int) (int, bool) {
+	for _, seg := range run {
+		if s == len(name) {
+			return 0, false
+		}
+		end := nextBoundary(name, s)
+		if !seg.match(name[s+1 : end]) {
+			return 0, false
+		}
+		s = end
+	}
+	return s, true
+}
+
+// nextBoundary returns the boundary after the component starting at s.
+func nextBoundary(name string, s int) int {
+	if s == len(name) {
+		return s
+	}
+	if k := strings.IndexByte(name[s+1:], '/'); k >= 0 {
+		return s + 1 + k
+	}
+	return len(name)
+}
+
+// boundaryFromEnd returns the boundary n components before the end of
+// name, or -1 if name has fewer.
+func boundaryFromEnd(name string, n int) int {
+	s := len(name)
+	for ; n > 0; n-- {
+		k := strings.LastIndexByte(name[:s], '/')
+		if k < 0 {
+			return -1
+		}
+		s = k
+	}
+	return s
 }
 
 // mayMatchBelow reports whether the anchored pattern could match some path

@@ -5,40 +5,33 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Marshal writes p as canonical YAML: version, name and the rules in path
 // order, each with every field spelt out and defaults, attribute sets and
 // relative patterns already resolved (only a name equal to the path is
-// left out), so the output reads the same
-// whatever the source looked like. Parse(Marshal(p)) yields a policy equal
-// to p (Policy.Equal); Marshal checks that before returning, so a policy
-// built by hand that Parse would reject is an error here too.
+// left out), so the output reads the same whatever the source looked like.
+// Parse(Marshal(p)) yields a policy equal to p (Policy.Equal); Marshal
+// checks that before returning, so a policy built by hand that Parse would
+// reject is an error here too.
+//
+// The text is written here rather than by a YAML library's emitter: the
+// bytes end up in baselines, so they must not change with a library
+// upgrade, and the emitter of gopkg.in/yaml.v3 is slow on large policies.
 func Marshal(p *Policy) ([]byte, error) {
-	doc := mapping(
-		"version", scalar("!!int", "1"),
-		"name", str(p.Name),
-	)
-	var rules []*yaml.Node
+	var b bytes.Buffer
+	b.WriteString("version: 1\nname: ")
+	writeScalar(&b, p.Name, false)
+	b.WriteString("\nrules:\n")
 	for _, r := range p.Rules {
-		rules = append(rules, marshalRule(r))
+		writeRule(&b, r)
 	}
-	doc.Content = append(doc.Content, str("rules"), &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: rules})
-
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("marshal policy: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("marshal policy: %w", err)
-	}
-	out := buf.Bytes()
-	back, err := Parse("marshalled policy", out)
+	out := b.Bytes()
+	// Canonical output is larger than a compact source, so the size limit
+	// of Parse does not apply to the check.
+	back, err := parse("marshalled policy", out, -1)
 	if err != nil {
 		return nil, fmt.Errorf("marshal policy: result does not parse: %w", err)
 	}
@@ -48,68 +41,103 @@ func Marshal(p *Policy) ([]byte, error) {
 	return out, nil
 }
 
-func marshalRule(r *Rule) *yaml.Node {
-	recurse := scalar("!!bool", "true")
-	switch {
-	case r.MaxDepth == 0:
-		recurse = scalar("!!bool", "false")
-	case r.MaxDepth > 0:
-		recurse = scalar("!!int", strconv.Itoa(r.MaxDepth))
-	}
-	set, items := canonicalAttributes(r.Check)
-	attrs := str(set)
-	if set == "" {
-		attrs = strs(items)
-	}
-	n := mapping("path", str(r.Path))
+func writeRule(b *bytes.Buffer, r *Rule) {
+	b.WriteString("  - path: ")
+	writeScalar(b, r.Path, false)
+	b.WriteByte('\n')
 	if r.Name != r.Path { // Parse names a rule by its path by default
-		n.Content = append(n.Content, str("name"), str(r.Name))
+		b.WriteString("    name: ")
+		writeScalar(b, r.Name, false)
+		b.WriteByte('\n')
 	}
-	n.Content = append(n.Content, str("recurse"), recurse)
+	b.WriteString("    recurse: ")
+	switch {
+	case r.MaxDepth < 0:
+		b.WriteString("true")
+	case r.MaxDepth == 0:
+		b.WriteString("false")
+	default:
+		b.WriteString(strconv.Itoa(r.MaxDepth))
+	}
+	b.WriteByte('\n')
 	if len(r.Exclude) > 0 {
-		n.Content = append(n.Content, str("exclude"), strs(r.Exclude))
+		b.WriteString("    exclude: ")
+		writeList(b, r.Exclude)
 	}
-	n.Content = append(n.Content,
-		str("attributes"), attrs,
-		str("hash"), str(r.Hash.String()),
-		str("severity"), str(r.Severity.String()),
-		str("cross_filesystems"), scalar("!!bool", strconv.FormatBool(r.CrossFilesystems)),
-	)
+	b.WriteString("    attributes: ")
+	if set, items := canonicalAttributes(r.Check); set != "" {
+		b.WriteString(set)
+		b.WriteByte('\n')
+	} else {
+		writeList(b, items)
+	}
+	fmt.Fprintf(b, "    hash: %s\n    severity: %s\n    cross_filesystems: %t\n", r.Hash, r.Severity, r.CrossFilesystems)
 	if len(r.Tags) > 0 {
-		n.Content = append(n.Content, str("tags"), strs(r.Tags))
+		b.WriteString("    tags: ")
+		writeList(b, r.Tags)
 	}
 	if len(r.Owners) > 0 {
-		n.Content = append(n.Content, str("owners"), strs(r.Owners))
+		b.WriteString("    owners: ")
+		writeList(b, r.Owners)
 	}
-	return n
 }
 
-func mapping(kv ...any) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for i := 0; i < len(kv); i += 2 {
-		n.Content = append(n.Content, str(kv[i].(string)), kv[i+1].(*yaml.Node))
+// writeList writes a flow sequence and a newline.
+func writeList(b *bytes.Buffer, items []string) {
+	b.WriteByte('[')
+	for i, s := range items {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writeScalar(b, s, true)
 	}
-	return n
+	b.WriteString("]\n")
 }
 
-func scalar(tag, value string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
+// writeScalar writes s plain when that is unambiguous (flow: inside a flow
+// sequence), else double-quoted.
+// Go's quoting of valid UTF-8 is valid YAML: its escapes (\n, \t, \xNN
+// below 0x80, \uNNNN, \UNNNNNNNN) mean the same in both. Bytes that are
+// not UTF-8, possible in Linux paths, go out as !!binary.
+func writeScalar(b *bytes.Buffer, s string, flow bool) {
+	switch {
+	case !utf8.ValidString(s):
+		b.WriteString("!!binary ")
+		b.WriteString(base64.StdEncoding.EncodeToString([]byte(s)))
+	case plainSafe(s, flow):
+		b.WriteString(s)
+	default:
+		b.WriteString(strconv.Quote(s))
+	}
 }
 
-// str encodes a string; bytes that are not UTF-8 (possible in Linux paths)
-// go out as !!binary, which Parse reads back.
-func str(s string) *yaml.Node {
-	if !utf8.ValidString(s) {
-		return scalar("!!binary", base64.StdEncoding.EncodeToString([]byte(s)))
+// plainSafe reports whether s can be written as a plain scalar and still
+// read back as the same string: it starts with a letter or '/', holds
+// only letters, digits, "/_.+-@" and, inside (flow) or outside a flow
+// sequence, single inner spaces and "()'&" (and ',' outside), never ':'
+// or '#', and is not a word YAML reads as a boolean or null.
+func plainSafe(s string, flow bool) bool {
+	if s == "" || s[len(s)-1] == ' ' {
+		return false
 	}
-	return scalar("!!str", s)
-}
-
-func strs(items []string) *yaml.Node {
-	// Flow style keeps rules short: these lists are short words.
-	n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
-	for _, s := range items {
-		n.Content = append(n.Content, str(s))
+	c := s[0]
+	if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '/') {
+		return false
 	}
-	return n
+	extra := "/_.+-@ ()'&,"
+	if flow {
+		extra = "/_.+-@ ()'&"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0
+		if !ok || c == ' ' && s[i-1] == ' ' {
+			return false
+		}
+	}
+	switch strings.ToLower(s) {
+	case "true", "false", "yes", "no", "on", "off", "y", "n", "null":
+		return false
+	}
+	return true
 }

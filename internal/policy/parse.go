@@ -61,9 +61,14 @@ func Load(path string) (*Policy, error) {
 // values are all errors, and every error found is returned at once as an
 // *ErrorList sorted by position. Parse never touches the file system.
 func Parse(filename string, data []byte) (*Policy, error) {
+	return parse(filename, data, MaxSize)
+}
+
+// parse is Parse with a size limit; negative means none.
+func parse(filename string, data []byte, maxSize int) (*Policy, error) {
 	p := &parser{decoder: decoder{file: filename}, sets: map[string]*setDef{}}
-	if len(data) > MaxSize {
-		p.errorf(nil, "policy is larger than %d bytes", MaxSize)
+	if maxSize >= 0 && len(data) > maxSize {
+		p.errorf(nil, "policy is larger than %d bytes", maxSize)
 		return nil, p.errs.err()
 	}
 	root := p.parseYAML(data)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vigilfim/vigil/internal/fim"
 )
@@ -365,6 +366,24 @@ func TestMarshal(t *testing.T) {
 		t.Errorf("expected a !!binary path:\n%s", out)
 	}
 	checkRoundTrip(t, p)
+
+	// Strings that need quoting in some position.
+	odd := []string{"yes", "No", "null", "1.5", "a: b", "a #b", "[x]", "{y}", "a,b", "-x", "*x", "&x", "!x", "'q'",
+		"\"dq\"", "tab\there", "caf\u00e9", "x  y", "/p/x\xff", "@home", "%x", "|", ">", "~", "0x10"}
+	var rules []*Rule
+	for i, s := range odd {
+		name := s
+		if !utf8.ValidString(s) || strings.ContainsAny(s, "\t") || strings.Contains(s, "  ") {
+			name = "rule " + strconv.Itoa(i)
+		}
+		rules = append(rules, &Rule{Path: "/odd/" + strconv.Itoa(i), Name: name, MaxDepth: -1, Hash: fim.SHA256,
+			Exclude: []string{"/odd/" + strconv.Itoa(i) + "/" + strings.ReplaceAll(s, "/", "_")}})
+	}
+	oddPolicy, err := New("odd: names", rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRoundTrip(t, oddPolicy)
 
 	for name, p := range map[string]*Policy{
 		"unsorted":      {Name: "x", Rules: []*Rule{{Path: "/b", Hash: fim.SHA256}, {Path: "/a", Hash: fim.SHA256}}},
