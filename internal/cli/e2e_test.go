@@ -264,7 +264,7 @@ func TestEndToEndRootOnlyAttributes(t *testing.T) {
 	got := changesByPath(t, rep)
 	for p, w := range map[string]string{
 		f("owner"): "modified:uid,gid",
-		f("acl"):   "modified:mode,acl",
+		f("acl"):   "modified:acl",
 		f("cap"):   "modified:xattrs",
 		f("label"): "modified:xattrs",
 	} {

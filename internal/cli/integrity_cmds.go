@@ -142,7 +142,7 @@ func newSink(e *env, asJSON bool) (sink, error) {
 
 func progressFunc(p *progress) func(scan.Progress) {
 	return func(s scan.Progress) {
-		p.update(progressSample{Entries: s.Entries, Files: s.Files, Bytes: s.BytesHashed, Elapsed: s.Elapsed})
+		p.update(progressSample{Entries: s.Entries, Files: s.Files, Bytes: s.BytesHashed, Elapsed: s.Elapsed, Total: s.OldEntries})
 	}
 }
 
@@ -249,7 +249,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			if err != nil {
 				return err
 			}
-			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, r.Header().Entries)
+			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
 			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, results{s})
 			prog.done()
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigilfim/vigil/internal/fim"
+	"github.com/vigilfim/vigil/internal/fsys"
 	"github.com/vigilfim/vigil/internal/record"
 )
 
@@ -322,7 +323,7 @@ func xattrDiff(o, n []fim.Xattr) []string {
 // text, anything else in the JSON encoding's base64 form.
 func xattrText(x fim.Xattr) string {
 	if x.Name == "security.capability" {
-		if s, err := capabilityText(x.Value); err == nil {
+		if s, err := fsys.CapabilityText(x.Value); err == nil {
 			return s
 		}
 	}

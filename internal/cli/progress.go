@@ -23,6 +23,9 @@ type progress struct {
 type progressSample struct {
 	Entries, Files, Bytes int64
 	Elapsed               time.Duration
+	// Total is the expected number of entries (the previous baseline's), 0
+	// when unknown.
+	Total int64
 }
 
 func newProgress(w io.Writer, enabled bool, totalEntries int64) *progress {
@@ -37,9 +40,13 @@ func (p *progress) update(s progressSample) {
 	defer p.mu.Unlock()
 	secs := s.Elapsed.Seconds()
 	line := fmt.Sprintf("%d entries, %.0f files/s, %.1f MB/s", s.Entries, float64(s.Files)/secs, float64(s.Bytes)/secs/1e6)
-	if p.totalEntries > 0 && s.Entries > 0 && s.Entries < p.totalEntries {
+	total := p.totalEntries
+	if s.Total > 0 {
+		total = s.Total
+	}
+	if total > 0 && s.Entries > 0 && s.Entries < total {
 		rate := float64(s.Entries) / secs
-		eta := time.Duration(float64(p.totalEntries-s.Entries) / rate * float64(time.Second)).Round(time.Second)
+		eta := time.Duration(float64(total-s.Entries) / rate * float64(time.Second)).Round(time.Second)
 		line += fmt.Sprintf(", ETA %s", eta)
 	}
 	fmt.Fprintf(p.w, "\r\x1b[K%s", line)

@@ -90,7 +90,7 @@ func Build(ctx context.Context, path string, signer note.Signer, pol *policy.Pol
 		return sum, err
 	}
 	sum.Generation = 1
-	sum.FilesHashed, sum.BytesHashed = stats.FilesHashed, stats.BytesHashed
+	sum.FilesHashed, sum.BytesHashed = stats.Hashed, stats.BytesHashed
 	sum.DurationMS = time.Since(start).Milliseconds()
 	return sum, nil
 }
@@ -137,7 +137,7 @@ func Check(ctx context.Context, r *baseline.Reader, pol *policy.Policy, opt Opti
 	if err != nil {
 		return sum, fmt.Errorf("check: %w", err)
 	}
-	sum.FilesHashed, sum.BytesHashed = stats.FilesHashed, stats.BytesHashed
+	sum.FilesHashed, sum.BytesHashed = stats.Hashed, stats.BytesHashed
 	sum.DurationMS = time.Since(start).Milliseconds()
 	return sum, nil
 }
