@@ -31,6 +31,11 @@ type decoder struct {
 	comp     []byte
 	raw      []byte
 	done     bool
+
+	// onBlock, when set, is told about every entry block as it is read:
+	// where its stored payload starts and what those bytes are. An Index
+	// uses it to re-read single blocks later.
+	onBlock func(fr frame, payloadOff int64, stored []byte)
 }
 
 // newDecoder reads the preamble and header block from r.
@@ -75,9 +80,19 @@ func (d *decoder) close() {
 // payload reads a block's payload and returns it decoded.
 func (d *decoder) payload(fr frame) ([]byte, error) {
 	var err error
+	payloadOff := d.src.off
 	if d.comp, err = d.src.full(d.comp, fr.compLen); err != nil {
 		return nil, tampered(d.path, Truncated, "file ends inside the block starting at byte %d", fr.off)
 	}
+	if d.onBlock != nil && fr.kind == kindEntries {
+		d.onBlock(fr, payloadOff, d.comp)
+	}
+	return d.decodePayload(fr)
+}
+
+// decodePayload decompresses the stored payload in d.comp.
+func (d *decoder) decodePayload(fr frame) ([]byte, error) {
+	var err error
 	if fr.codec == codecStored {
 		return d.comp, nil
 	}
