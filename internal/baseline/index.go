@@ -198,4 +198,3 @@ func (it *SubtreeIter) Next() (*fim.Entry, uint32, error) {
 	}
 	return nil, 0, io.EOF
 }
-
