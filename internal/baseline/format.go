@@ -156,8 +156,11 @@ func readFrame(s *source, path string, first bool) (frame, error) {
 		return tampered(path, Corrupt, "block at byte %d: %v", f.off, err)
 	}
 	k, err := s.ReadByte()
-	if err != nil {
+	if err == io.EOF {
 		return f, tampered(path, Truncated, "file ends at byte %d where a block should start", f.off)
+	}
+	if err != nil {
+		return f, fmt.Errorf("read baseline %s: %w", path, err)
 	}
 	f.kind = k
 	switch {
