@@ -72,3 +72,35 @@ type Report struct {
 	Changes  []*Change `json:"changes"`
 	Problems []Problem `json:"problems"`
 }
+
+// Transient is the change type, in watch records only, of a path that
+// changed and was back in its previous state when it was examined (a file
+// created and deleted, or written and restored, within moments). It is
+// reported rather than dropped: a change that leaves no trace is exactly
+// what an attacker would try.
+const Transient = "transient"
+
+// Observed is a change seen by `vigil watch`: the change record plus when
+// it was seen, how, and who made it.
+type Observed struct {
+	*Change
+	// Time is when the change was seen, RFC 3339 with nanoseconds.
+	Time string `json:"time"`
+	// Source is fanotify, inotify, audit, rescan or startup.
+	Source string `json:"source"`
+	// Who made the change; it says explicitly when that is not known.
+	Who any `json:"who"`
+	// Events is how many kernel events were merged into this record.
+	Events int `json:"events,omitempty"`
+	// MultipleWriters is set when several processes wrote the path within
+	// the coalescing window; Who is the last of them.
+	MultipleWriters bool `json:"multiple_writers,omitempty"`
+}
+
+// HealthRecord is a watch line about the monitoring itself: started,
+// stopped, fell back to another backend, lost events, rescanned.
+type HealthRecord struct {
+	Time   string `json:"time"`
+	Type   string `json:"type"` // always "health"
+	Health any    `json:"health"`
+}
