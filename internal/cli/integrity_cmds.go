@@ -176,6 +176,11 @@ is) and stores a new signed baseline, replacing the previous one atomically.`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockBaseline(sp)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			prog := newProgress(e.stderr, e.stderrTTY, 0)
 			pr := &problemPrinter{e: e}
 			sum, err := integrity.Build(c.Context(), sp.db, key.Signer(), pol, src, baselineActor(), note,
@@ -300,6 +305,11 @@ Entries that cannot be read keep their previous state and are reported.`,
 			if err != nil {
 				return fmt.Errorf("load signing key: %w", err)
 			}
+			unlock, err := lockBaseline(sp)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			r, err := openBaseline(sp, "")
 			if err != nil {
 				return err
