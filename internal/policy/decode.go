@@ -193,28 +193,42 @@ func describe(n *yaml.Node) string {
 	}
 	switch n.Tag {
 	case "!!str":
-		return fmt.Sprintf("the string %q", n.Value)
+		return fmt.Sprintf("the string %q", short(n.Value))
 	case "!!int":
-		return "the integer " + n.Value
+		return "the integer " + short(n.Value)
 	case "!!float":
-		return "the number " + n.Value
+		return "the number " + short(n.Value)
 	case "!!bool":
 		return "the boolean " + n.Value
 	case "!!null":
 		return "null"
 	case "!!timestamp":
-		return "the timestamp " + n.Value
+		return "the timestamp " + short(n.Value)
 	case "!!binary":
 		return "binary data"
 	}
-	return "a value tagged " + n.Tag
+	return "a value tagged " + short(n.Tag)
+}
+
+// short truncates a value quoted in an error message, so that one long
+// line of input does not make a message of megabytes.
+func short(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // quoteHint suggests quoting a plain scalar that YAML read as something
 // other than a string.
 func quoteHint(n *yaml.Node) string {
 	if n.Kind == yaml.ScalarNode && n.Style == 0 && n.Tag != "!!null" && n.Tag != "!!str" {
-		return fmt.Sprintf(" (quote it: %q)", n.Value)
+		return fmt.Sprintf(" (quote it: %q)", short(n.Value))
 	}
 	return ""
 }
@@ -322,7 +336,7 @@ func (d *decoder) fields(n *yaml.Node, what string, known, reserved []string) (m
 			d.errorf(k, "%s: key %q is reserved for a later version of the policy language", what, k.Value)
 			ok = false
 		default:
-			d.errorf(k, "%s: unknown key %q%s", what, k.Value, suggest(k.Value, known))
+			d.errorf(k, "%s: unknown key %q%s", what, short(k.Value), suggest(k.Value, known))
 			ok = false
 		}
 	}

@@ -442,3 +442,33 @@ func TestUpdateFuzzCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestDocErrorExamples keeps the error examples in docs/policy.md true:
+// each must be a line of some golden file.
+func TestDocErrorExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Errors\n")
+	_, block, ok2 := strings.Cut(section, "```text\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/policy.md: no text block in the Errors section")
+	}
+	goldens, _ := filepath.Glob("testdata/invalid/*.golden")
+	var all strings.Builder
+	for _, g := range goldens {
+		data, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(data)
+	}
+	lines := strings.Split(all.String(), "\n")
+	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
+		if !slices.Contains(lines, l) {
+			t.Errorf("docs/policy.md error example is in no golden file: %s", l)
+		}
+	}
+}
