@@ -100,6 +100,8 @@ change with approved change requests.`,
 		newCheckCmd(e),
 		newAcceptCmd(e),
 		newShowCmd(e),
+		newPolicyCmd(e),
+		newKeyCmd(e),
 	)
 	return root
 }
