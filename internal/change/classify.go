@@ -198,7 +198,7 @@ func (c *Classifier) byManifest(in Input) manifestResult {
 		case !f.Digest().Equal(ch.New.Content):
 			mismatch = append(mismatch, fmt.Sprintf("manifest %s expects %s, the file has %s", id, f.Digest(), ch.New.Content))
 		case !contentOnly(ch):
-			mismatch = append(mismatch, fmt.Sprintf("manifest %s vouches for content only, but %s changed", id, (ch.Changed &^ contentAttrs).String()))
+			mismatch = append(mismatch, fmt.Sprintf("manifest %s vouches for content only, but %s changed", id, (ch.Changed&^contentAttrs).String()))
 		case !hasIndependentReviewer(mf):
 			sod = append(sod, fmt.Sprintf("manifest %s (commit %s by %s) has no reviewer other than its author", id, mf.Commit, mf.Author))
 		default:
