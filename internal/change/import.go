@@ -57,7 +57,7 @@ func jsonError(data []byte, err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		off = max(se.Offset-1, 0) // Offset counts the offending byte
 	case errors.As(err, &te):
 		off = te.Offset
 	default:

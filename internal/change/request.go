@@ -327,6 +327,11 @@ func (e *NotApproverError) Error() string {
 // Approve is Request.Approve after checking the directory: the approver
 // must be a known person holding a role that may approve.
 func (c *Classifier) Approve(r Request, by string, at time.Time, note string) (Request, error) {
+	// The SoD refusal comes first: it is the more useful answer to someone
+	// trying to approve their own change.
+	if err := r.checkApprover(by); err != nil {
+		return Request{}, err
+	}
 	p, ok := c.people[by]
 	if !ok {
 		return Request{}, &NotApproverError{Approver: by, Request: r.ID, Unknown: true}
