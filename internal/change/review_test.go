@@ -9,21 +9,21 @@ import (
 func TestReviewItem(t *testing.T) {
 	c := compile(t, testConfig(newKeys(t).vkey))
 	in := baseInput()
-	in.Actor = dave // not an implementer of CHG-1
+	in.Actor = alice // the requester, not an implementer
 	v := c.Classify(in)
 	if v.Authorized {
-		t.Fatal("dave's change was authorized")
+		t.Fatal("alice's change was authorized")
 	}
 	it := NewReviewItem("R-1", "42", in.Host, in.Change.Path, v, "root", t0.Add(time.Minute))
-	if it.State != ReviewOpen || it.Actor != "dave" {
+	if it.State != ReviewOpen || it.Actor != "alice" {
 		t.Fatalf("new item: %+v", it)
 	}
 
 	var self *SelfReviewError
-	if _, err := it.Accept("dave", "it was fine", t0.Add(time.Hour)); !errors.As(err, &self) || err.Error() != "dave cannot review R-1: dave made the change" {
+	if _, err := it.Accept("alice", "it was fine", t0.Add(time.Hour)); !errors.As(err, &self) || err.Error() != "alice cannot review R-1: alice made the change" {
 		t.Fatalf("accept by the actor: %v", err)
 	}
-	if _, err := it.Reject("dave", "", t0.Add(time.Hour)); !errors.As(err, &self) {
+	if _, err := it.Reject("alice", "", t0.Add(time.Hour)); !errors.As(err, &self) {
 		t.Fatalf("reject by the actor: %v", err)
 	}
 	if _, err := it.Accept("root", "", t0.Add(time.Hour)); !errors.As(err, &self) {
