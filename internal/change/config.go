@@ -125,14 +125,13 @@ type Classifier struct {
 	byAPI   map[string]*Person
 	roles   map[string]*RoleConfig
 
-	conflicts  [][]string
-	emergency  time.Duration
-	rules      []*rule
-	keyring    *manifest.Keyring
-	pipelines  []manifest.Pipeline
-	pkgExes    []string
-	pkgComms   []string
-	celOptions celLimits
+	conflicts [][]string
+	emergency time.Duration
+	rules     []*rule
+	keyring   *manifest.Keyring
+	pipelines []manifest.Pipeline
+	pkgExes   []string
+	pkgComms  []string
 }
 
 // Keyring returns the registered pipeline keys, for manifest.Keyring.Open.
@@ -150,9 +149,6 @@ func (cfg *Config) Compile() (*Classifier, error) {
 		emergency: cmp.Or(cfg.SoD.EmergencyApproval, DefaultEmergencyApproval),
 		pkgExes:   DefaultPackageManagerExes(),
 		pkgComms:  DefaultPackageManagerComms(),
-		celOptions: celLimits{
-			cost: defaultCostLimit,
-		},
 	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -246,7 +242,7 @@ func (cfg *Config) Compile() (*Classifier, error) {
 			bad("%s: rule defined twice", at)
 		}
 		seen[rc.Name] = true
-		r, err := compileRule(env, rc, c.celOptions)
+		r, err := compileRule(env, rc)
 		if err != nil {
 			bad("%s: %v", at, err)
 			continue

@@ -77,8 +77,6 @@ const defaultCostLimit = 100_000
 // maxExprLen bounds a rule's source: rules are short conditions.
 const maxExprLen = 8 << 10
 
-type celLimits struct{ cost uint64 }
-
 type rule struct {
 	name   string
 	reason Reason
@@ -107,7 +105,7 @@ func newCELEnv() (*cel.Env, error) {
 
 // compileRule compiles a rule once; evaluation per change reuses the
 // program.
-func compileRule(env *cel.Env, rc RuleConfig, lim celLimits) (*rule, error) {
+func compileRule(env *cel.Env, rc RuleConfig) (*rule, error) {
 	reason := cmp.Or(rc.Reason, SoDConflict)
 	if !reason.Valid() {
 		return nil, fmt.Errorf("unknown reason %q", rc.Reason)
@@ -122,7 +120,7 @@ func compileRule(env *cel.Env, rc RuleConfig, lim celLimits) (*rule, error) {
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("expr must be a bool (true = violation), is %s", ast.OutputType())
 	}
-	prg, err := env.Program(ast, cel.CostLimit(lim.cost), cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.CostLimit(defaultCostLimit), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, fmt.Errorf("build program: %w", err)
 	}
