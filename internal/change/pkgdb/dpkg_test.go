@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -263,9 +264,20 @@ func BenchmarkOpenDpkg(b *testing.B) {
 	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
 		b.Skip("no dpkg database on this system")
 	}
+	var retained float64
 	for b.Loop() {
-		if _, err := OpenDpkg(b.Context(), "/"); err != nil {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		db, err := OpenDpkg(b.Context(), "/")
+		if err != nil {
 			b.Fatal(err)
 		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		retained = float64(after.HeapAlloc-before.HeapAlloc) / 1e6
+		b.ReportMetric(float64(db.Len()), "paths")
+		runtime.KeepAlive(db)
 	}
+	b.ReportMetric(retained, "MB-retained")
 }
