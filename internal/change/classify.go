@@ -130,7 +130,7 @@ func (c *Classifier) Classify(in Input) Verdict {
 	v.Reasons = normalize(reasons)
 	if len(v.Reasons) == 0 {
 		v.Authorized, v.By = true, auth
-		v.Explanation = fmt.Sprintf("Authorized by %s %s. %s", auth.Kind, auth.ID, strings.Join(notes, " "))
+		v.Explanation = fmt.Sprintf("Authorized by %s %s. %s", strings.ReplaceAll(string(auth.Kind), "_", " "), auth.ID, strings.Join(notes, " "))
 	} else {
 		v.RecheckAt = nil
 		v.Explanation = "Unauthorized. " + strings.Join(notes, " ")
@@ -337,7 +337,7 @@ func (c *Classifier) judge(in Input, person *Person, r *Request) requestResult {
 	}
 	at := in.At
 	if !r.Window.Contains(at) {
-		fail(OutsideWindow, "%s was made at %s, outside the window of %s (%s to %s).", in.Change.Path, stamp(at), r.ID, stamp(r.Window.Start), stamp(r.Window.End))
+		fail(OutsideWindow, "The change to %s was made at %s, outside the window of %s (%s to %s).", in.Change.Path, stamp(at), r.ID, stamp(r.Window.Start), stamp(r.Window.End))
 	} else if r.Closed != nil && !at.Before(*r.Closed) {
 		fail(OutsideWindow, "%s was closed at %s, before the change at %s.", r.ID, stamp(*r.Closed), stamp(at))
 	}

@@ -72,6 +72,8 @@ func TestClassify(t *testing.T) {
 		}, by: ByChangeRequest, byID: "CHG-1"},
 		{name: "not an implementer", edit: func(in *Input) { in.Actor = bob },
 			want: []Reason{NotAnImplementer, SelfApproved}, explain: "bob is not an implementer"},
+		{name: "app-admin not an implementer", edit: func(in *Input) { in.Actor = dave },
+			want: []Reason{NotAnImplementer}, explain: "dave is not an implementer of CHG-1 (carol, erin)"},
 		{name: "requester not implementer", edit: func(in *Input) { in.Actor = alice },
 			want: []Reason{NotAnImplementer}},
 		{name: "implementer without role", edit: func(in *Input) { in.Host = "db-1"; in.Requests[0].Scope.Hosts = nil },
@@ -86,7 +88,7 @@ func TestClassify(t *testing.T) {
 			want: []Reason{NotApproved}},
 		{name: "self approved by requester", edit: func(in *Input) { in.Requests[0].Approvals[0].By = "alice" },
 			want: []Reason{SelfApproved}},
-		{name: "self approved by implementer", edit: func(in *Input) { in.Requests[0].Approvals[0].By = "dave" },
+		{name: "self approved by implementer", edit: func(in *Input) { in.Requests[0].Approvals[0].By = "erin" },
 			want: []Reason{SelfApproved}},
 		{name: "second valid approval suffices", edit: func(in *Input) {
 			in.Requests[0].Approvals = []Decision{{By: "alice", At: approve}, {By: "grace", At: approve}}

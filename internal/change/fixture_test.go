@@ -103,7 +103,7 @@ func compile(t testing.TB, cfg *Config) *Classifier {
 // chg1 is CHG-1 approved by bob.
 func chg1() Request {
 	return Request{
-		ID: "CHG-1", Title: "Tune app", Requester: "alice", Implementers: []string{"carol", "dave", "erin"},
+		ID: "CHG-1", Title: "Tune app", Requester: "alice", Implementers: []string{"carol", "erin"},
 		Scope:  Scope{Paths: []string{"/etc/app/**"}, Hosts: []string{"app-*"}},
 		Window: Window{Start: t0.Add(-time.Hour), End: t0.Add(2 * time.Hour)},
 		State:  StateApproved, Opened: opened,
