@@ -36,7 +36,10 @@ func ExampleClassifier_Classify() {
 		panic(err)
 	}
 
-	sum := func(s string) fim.Digest { h := sha256.Sum256([]byte(s)); return fim.Digest{Alg: fim.SHA256, Sum: h[:]} }
+	sum := func(s string) fim.Digest {
+		h := sha256.Sum256([]byte(s))
+		return fim.Digest{Alg: fim.SHA256, Sum: h[:]}
+	}
 	old := &fim.Entry{Path: "/etc/app/app.conf", Type: fim.TypeFile, Mode: 0o644, Content: sum("workers = 4\n")}
 	edited := *old
 	edited.Content = sum("workers = 8\n")
