@@ -397,7 +397,9 @@ func (c *Classifier) judge(in Input, person *Person, r *Request) requestResult {
 		due := at.Add(c.emergency)
 		if a, ok := firstBy(due); ok {
 			detail = fmt.Sprintf("emergency change, approved afterwards by %s at %s, within %s", a.By, stamp(a.At), c.emergency)
-		} else if in.Now.Before(due) && (r.Rejection == nil) {
+		} else if rej := r.Rejection; rej != nil {
+			fail(NotApproved, "%s is an emergency request and was rejected by %s at %s, after the change.", r.ID, rej.By, stamp(rej.At))
+		} else if in.Now.Before(due) {
 			detail = fmt.Sprintf("emergency change, approval due by %s", stamp(due))
 			res.recheck = &due
 		} else {

@@ -153,7 +153,7 @@ func TestClassify(t *testing.T) {
 			in.Requests[0].Emergency, in.Requests[0].State, in.Requests[0].Approvals = true, StateRejected, nil
 			in.Requests[0].Rejection = &Decision{By: "bob", At: t0.Add(time.Minute)}
 			in.Now = t0.Add(time.Hour)
-		}, want: []Reason{EmergencyUnreviewed}},
+		}, want: []Reason{NotApproved}, explain: "was rejected by bob"},
 
 		// Several requests.
 		{name: "best of two requests", edit: func(in *Input) {

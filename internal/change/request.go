@@ -83,15 +83,17 @@ func (e *SelfApprovalError) Error() string {
 	return fmt.Sprintf("%s cannot approve %s: %s is one of its implementers", e.Approver, e.Request, e.Approver)
 }
 
-// TransitionError refuses an operation the request's state does not allow.
+// TransitionError refuses an operation that the state of a change request
+// or a review item does not allow.
 type TransitionError struct {
-	Request string
-	Op      string
-	From    State
+	// ID names the request ("CHG-1") or the review item ("review R-1").
+	ID   string
+	Op   string
+	From string
 }
 
 func (e *TransitionError) Error() string {
-	return fmt.Sprintf("cannot %s %s: it is %s", e.Op, e.Request, e.From)
+	return fmt.Sprintf("cannot %s %s: it is %s", e.Op, e.ID, e.From)
 }
 
 // ErrInvalidRequest is wrapped by every validation error of a request.
@@ -238,7 +240,7 @@ func (r Request) clone() Request {
 // The request must not have a state yet.
 func Open(r Request, at time.Time) (Request, error) {
 	if r.State != "" {
-		return Request{}, &TransitionError{Request: r.ID, Op: "open", From: r.State}
+		return Request{}, &TransitionError{ID: r.ID, Op: "open", From: string(r.State)}
 	}
 	if err := r.validateFields(); err != nil {
 		return Request{}, err
@@ -256,7 +258,7 @@ func Open(r Request, at time.Time) (Request, error) {
 // is the directory's business: see Classifier.Approve.
 func (r Request) Approve(by string, at time.Time, note string) (Request, error) {
 	if r.State != StateOpen && r.State != StateApproved {
-		return Request{}, &TransitionError{Request: r.ID, Op: "approve", From: r.State}
+		return Request{}, &TransitionError{ID: r.ID, Op: "approve", From: stateName(r.State)}
 	}
 	if err := checkText("approver", by, maxIDLen); err != nil {
 		return Request{}, fmt.Errorf("approve %s: %w", r.ID, err)
@@ -280,7 +282,7 @@ func (r Request) Approve(by string, at time.Time, note string) (Request, error) 
 // was approved, stay authorized; later ones are not.
 func (r Request) Reject(by string, at time.Time, note string) (Request, error) {
 	if r.State != StateOpen && r.State != StateApproved {
-		return Request{}, &TransitionError{Request: r.ID, Op: "reject", From: r.State}
+		return Request{}, &TransitionError{ID: r.ID, Op: "reject", From: stateName(r.State)}
 	}
 	if err := checkText("rejecter", by, maxIDLen); err != nil {
 		return Request{}, fmt.Errorf("reject %s: %w", r.ID, err)
@@ -294,7 +296,7 @@ func (r Request) Reject(by string, at time.Time, note string) (Request, error) {
 // Close ends the request: no change made after at is authorized by it.
 func (r Request) Close(at time.Time) (Request, error) {
 	if r.State == StateClosed || r.State == "" {
-		return Request{}, &TransitionError{Request: r.ID, Op: "close", From: stateName(r.State)}
+		return Request{}, &TransitionError{ID: r.ID, Op: "close", From: stateName(r.State)}
 	}
 	r = r.clone()
 	r.State = StateClosed
@@ -302,11 +304,11 @@ func (r Request) Close(at time.Time) (Request, error) {
 	return r, nil
 }
 
-func stateName(s State) State {
+func stateName(s State) string {
 	if s == "" {
 		return "not opened"
 	}
-	return s
+	return string(s)
 }
 
 // NotApproverError refuses an approval by someone the directory does not

@@ -71,7 +71,7 @@ func (it ReviewItem) Reject(reviewer, note string, at time.Time) (ReviewItem, er
 
 func (it ReviewItem) decide(to ReviewState, op, reviewer, note string, at time.Time) (ReviewItem, error) {
 	if it.State != ReviewOpen {
-		return ReviewItem{}, &TransitionError{Request: "review " + it.ID, Op: op, From: State(it.State)}
+		return ReviewItem{}, &TransitionError{ID: "review " + it.ID, Op: op, From: string(it.State)}
 	}
 	if err := checkText("reviewer", reviewer, maxIDLen); err != nil {
 		return ReviewItem{}, fmt.Errorf("%s review %s: %w", op, it.ID, err)

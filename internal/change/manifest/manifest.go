@@ -187,14 +187,20 @@ func (m *Manifest) Validate() error {
 
 // Encode returns the canonical encoding of the manifest: the note text that
 // is signed.
+// Times are written in UTC whatever their location.
 func Encode(m *Manifest) ([]byte, error) {
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("encode manifest: %w", err)
+	c := *m
+	c.Created = c.Created.UTC()
+	if c.Expires != nil {
+		e := c.Expires.UTC()
+		c.Expires = &e
 	}
 	// One form for "no reviewers": [] (json writes a nil slice as null).
-	c := *m
 	if c.Reviewers == nil {
 		c.Reviewers = []string{}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
 	body, err := json.Marshal(&c)
 	if err != nil {

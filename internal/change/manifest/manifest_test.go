@@ -257,6 +257,19 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestEncodeUTC(t *testing.T) {
+	m := example()
+	m.Created = created.In(time.FixedZone("CET", 3600))
+	a, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Encode(example())
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("a local time encodes differently: %v\n%s\n%s", err, a, b)
+	}
+}
+
 func TestNewKeyringErrors(t *testing.T) {
 	k := newKey(t, "deploy-app")
 	_, err := NewKeyring([]Pipeline{
