@@ -59,7 +59,7 @@ const (
 	UnknownActor Reason = "unknown_actor"
 )
 
-// Reasons lists every reason in verdict order.
+// reasons lists every reason in verdict order.
 var reasons = [...]Reason{
 	NoChangeRequest, OutsideWindow, NotAnImplementer, NotApproved, SelfApproved,
 	ManifestMismatch, UnknownSigner, SoDConflict, EmergencyUnreviewed, UnknownActor,
