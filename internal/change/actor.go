@@ -14,7 +14,8 @@ const NoAUID = ^uint32(0)
 
 // Actor is the who-data of the process that made a change, as far as the
 // classifier needs it. The watch layer's whodata.Who maps onto it field by
-// field (uid, auid, user, login_user, exe, comm).
+// field (uid, auid, user, login_user, exe, comm, attribution); a Who whose
+// attribution is "unavailable" or that has no uid is no Actor at all (nil).
 type Actor struct {
 	UID uint32 `json:"uid"`
 	// AUID is the login uid, which survives su and sudo: the person behind
@@ -27,6 +28,10 @@ type Actor struct {
 	// API is the identity of an API client, for changes made through
 	// Vigil's own API rather than by a process on the host.
 	API string `json:"api,omitempty"`
+	// Attribution says where the identity came from ("audit": recorded by
+	// the kernel at the syscall; "proc": read from /proc afterwards), for
+	// organization rules that demand the stronger kind.
+	Attribution string `json:"attribution,omitempty"`
 }
 
 func (a *Actor) auid() (uint32, bool) {

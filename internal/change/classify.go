@@ -470,6 +470,7 @@ func ruleVars(in Input, person *Person, req *Request, auth *Authority) map[strin
 	ra := RuleActor{UID: -1, AUID: -1, Roles: []string{}}
 	if a := in.Actor; a != nil {
 		ra.Known, ra.UID, ra.User, ra.Login, ra.Exe, ra.Comm = true, int64(a.UID), a.User, a.LoginUser, a.Exe, a.Comm
+		ra.Attribution = a.Attribution
 		if auid, ok := a.auid(); ok {
 			ra.AUID = int64(auid)
 		}

@@ -1,10 +1,13 @@
 package change
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigilfim/vigil/internal/fim"
 )
@@ -112,6 +115,8 @@ func TestRules(t *testing.T) {
 		{name: "roles", rule: RuleConfig{Name: "admins", Expr: `!("app-admins" in actor.roles)`}},
 		{name: "who-data", rule: RuleConfig{Name: "root shells", Expr: `actor.known && actor.uid == 0 && actor.auid == -1`},
 			edit: func(in *Input) { in.Actor = &Actor{UID: 0, User: "root"} }, want: []Reason{SoDConflict, UnknownActor}},
+		{name: "attribution", rule: RuleConfig{Name: "audit only", Expr: `actor.known && actor.attribution != "audit"`},
+			edit: func(in *Input) { a := *carol; a.Attribution = "proc"; in.Actor = &a }, want: []Reason{SoDConflict}},
 		{name: "attrs", rule: RuleConfig{Name: "setuid", Expr: `change.new_mode >= 0 && change.new_mode % 4096 >= 2048`},
 			edit: func(in *Input) { in.Change.New.Mode = 0o4755; in.Change.Changed = in.Change.Changed.With(fim.AttrMode) },
 			want: []Reason{SoDConflict}},
@@ -162,5 +167,35 @@ func BenchmarkClassifyWithRule(b *testing.B) {
 		if v := c.Classify(in); !v.Authorized {
 			b.Fatal(v.Explanation)
 		}
+	}
+}
+
+// TestInlineDecode shows how the policy parser embeds Config: inline in
+// its own top-level struct, decoded strictly in one pass.
+func TestInlineDecode(t *testing.T) {
+	type policyFile struct {
+		Name   string `yaml:"name"`
+		Config `yaml:",inline"`
+	}
+	data, err := os.ReadFile("testdata/change-control.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pf policyFile
+	d := yaml.NewDecoder(bytes.NewReader(append([]byte("name: example\n"), data...)))
+	d.KnownFields(true)
+	if err := d.Decode(&pf); err != nil {
+		t.Fatal(err)
+	}
+	if pf.Name != "example" || len(pf.People) != 3 || pf.SoD.EmergencyApproval != 12*time.Hour {
+		t.Fatalf("decoded %+v", pf)
+	}
+	if _, err := pf.Config.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	d = yaml.NewDecoder(strings.NewReader("name: x\nroles:\n  - name: r\n    approves: true\n"))
+	d.KnownFields(true)
+	if err := d.Decode(&pf); err == nil || !strings.Contains(err.Error(), "line 4: field approves not found") {
+		t.Fatalf("unknown key: %v", err)
 	}
 }

@@ -44,6 +44,8 @@ type RuleActor struct {
 	Login  string   `cel:"login_user"`
 	Exe    string   `cel:"exe"`
 	Comm   string   `cel:"comm"`
+	// Attribution is "audit", "proc" or "" (see Actor.Attribution).
+	Attribution string `cel:"attribution"`
 }
 
 // RuleRequest is the variable `request`: the change request the change was
