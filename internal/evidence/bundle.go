@@ -343,4 +343,3 @@ func strictUnmarshal(b []byte, v any) error {
 	}
 	return nil
 }
-

@@ -177,4 +177,3 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 	}
 	return nil
 }
-
