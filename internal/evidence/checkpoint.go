@@ -247,6 +247,9 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick:
 			cp, grew, err := c.checkpoint(ctx, false)
+			if ctx.Err() != nil {
+				return ctx.Err() // a failure caused by the shutdown is not news
+			}
 			if c.opts.OnCheckpoint != nil && (grew || err != nil) {
 				c.opts.OnCheckpoint(cp, err)
 			}
@@ -272,6 +275,9 @@ func (c *Checkpointer) checkpoint(ctx context.Context, always bool) (Checkpoint,
 	latest, err := c.store.LatestCheckpoint(ctx)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		if size == 0 && !always {
+			return Checkpoint{}, false, nil // nothing logged yet
+		}
 	case err != nil:
 		return Checkpoint{}, false, fmt.Errorf("checkpoint: %w", err)
 	case latest.Size == size:
