@@ -90,7 +90,7 @@ func TestOpenCheckpoint(t *testing.T) {
 	}{
 		{"other key", signed, other, "signature"},
 		{"wrong origin", wrongOrigin, keys, "Origin"},
-		{"flipped signature", flipByte(signed, len(signed)-3), keys, "signature"},
+		{"flipped signature", flipByte(signed, len(signed)-10), keys, "signature"},
 		{"flipped size", bytes.Replace(signed, []byte("\n42\n"), []byte("\n43\n"), 1), keys, "signature"},
 		{"malformed body", extension, keys, ""},
 		{"short root", shortRoot, keys, "root hash is 31 bytes"},
