@@ -276,6 +276,17 @@ func VerifyBundle(r io.Reader, opts BundleOptions, fn func(BundleRecord) error) 
 			return rep, nil
 		}
 		br, err := checkBundleRecord(&line, next, cp, lineNo)
+		var ve *VerifyError
+		if errors.As(err, &ve) && ve.Reason == ReasonMissing {
+			// Look one line ahead: the record that belongs here may come
+			// next, which makes this a reorder rather than a deletion.
+			if b, lerr := nextLine(); lerr == nil {
+				var ahead bundleLine
+				if strictUnmarshal(b, &ahead) == nil && ahead.Index != nil && *ahead.Index == next {
+					return rep, recordProblem(next, ReasonReordered, "bundle line %d holds record %d and line %d holds record %d", lineNo-1, *line.Index, lineNo, next)
+				}
+			}
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -321,7 +332,7 @@ func checkBundleRecord(line *bundleLine, next uint64, cp Checkpoint, lineNo int)
 		return br, bundleProblem(int64(next), "line %d: a record line needs a leaf or a 32-byte leaf_hash", lineNo)
 	}
 	if err := VerifyInclusion(next, cp.Size, br.LeafHash, line.Proof, cp.Root); err != nil {
-		return br, recordProblem(next, ReasonBadProof, "the record is not proven in the checkpoint (size %d): %v", cp.Size, err)
+		return br, recordProblem(next, ReasonBadProof, "the inclusion proof does not lead from the record to the root of the checkpoint (size %d)", cp.Size)
 	}
 	return br, nil
 }
