@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -97,4 +98,12 @@ func (c *fakeClock) Tick(d time.Duration) {
 	now := c.now
 	c.mu.Unlock()
 	c.tick <- now
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixture.dir != "" {
+		os.RemoveAll(fixture.dir)
+	}
+	os.Exit(code)
 }

@@ -36,7 +36,7 @@ var migrationFiles embed.FS
 //   - wal_autocheckpoint=10000 pages (~40 MiB) checkpoints the WAL less
 //     often than the default 1000, which the kernel notes measured as a
 //     large share of insert time under batched writes.
-const dsnParams = "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate&_pragma=wal_autocheckpoint(10000)"
+const dsnParams = "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate&_pragma=page_size(16384)&_pragma=wal_autocheckpoint(2500)"
 
 // maxConns bounds the pool: one writer plus readers. Each connection holds
 // its own page cache, so more costs memory without helping a 2-core host.
