@@ -32,6 +32,9 @@ const (
 	// ReasonRewritten: the records up to a signed checkpoint hash to
 	// another root: content and leaf hash were rewritten together.
 	ReasonRewritten Reason = "does not match signed checkpoint"
+	// ReasonFork: two signed checkpoints give one size different roots:
+	// the log was forked, or a copy comes from another log with this key.
+	ReasonFork Reason = "fork"
 	// ReasonTruncated: records a checkpoint or the log head accounts for
 	// are gone from the end of the log.
 	ReasonTruncated Reason = "log truncated"

@@ -137,6 +137,9 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) (uint64, error) {
 }
 
 func (l *Log) enqueue(ctx context.Context, req *appendRequest) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append: %w", err) // do not queue work nobody waits for
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {

@@ -436,6 +436,10 @@ func (v *verification) check(t target) error {
 // start of the range.
 func (v *verification) locate(t target) error {
 	lo, hi := v.prevRng.End(), t.cp.Size
+	if lo == hi && v.prev != nil {
+		return &VerifyError{Index: -1, Checkpoint: t.seq, Reason: ReasonFork,
+			Detail: fmt.Sprintf("%s and %s both sign size %d with different roots", v.prev.name, t.name, t.cp.Size)}
+	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		good, err := v.goodPrefix(mid, t)
