@@ -46,9 +46,6 @@ const maxConns = 4
 type DB struct {
 	db   *sql.DB
 	path string
-
-	nodeStmt *sql.Stmt
-	leafStmt *sql.Stmt
 }
 
 // Open opens (creating if needed) the SQLite database at path and brings
@@ -65,10 +62,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db.SetMaxIdleConns(maxConns)
 	d := &DB{db: db, path: path}
 	if err := d.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
-	}
-	if err := d.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
