@@ -95,10 +95,14 @@ func policyFor(file string, paths []string) (*policy.Policy, error) {
 // policyOf returns the policy a baseline was made with, or the --policy
 // file when given.
 func policyOf(r *baseline.Reader, file string) (*policy.Policy, error) {
+	return policyOfHeader(r.Header(), file)
+}
+
+func policyOfHeader(h baseline.Header, file string) (*policy.Policy, error) {
 	if file != "" {
 		return policy.Load(file)
 	}
-	p, err := policy.Parse("(policy stored in baseline)", r.Header().Policy)
+	p, err := policy.Parse("(policy stored in baseline)", h.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("read policy stored in baseline: %w", err)
 	}
