@@ -176,7 +176,8 @@ type place struct {
 
 // visit handles one path: its own slot, its subtree if it is a directory
 // the walk reads, and the baseline entries below it that the walk did not
-// meet. parentDev is the device of the containing directory when known.
+// meet. typ is the type the directory listing reported (a hint: the
+// entry may have changed since).
 // cls classifies the baseline entries before path that the walk skipped.
 func (w *walker) visit(pl place, name, path string, typ fim.FileType, cls classify) error {
 	rule := w.ruleFor(path, pl)
