@@ -297,9 +297,7 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 		// directory covers nothing below it.
 		child.blocked = w.cover(path)
 	}
-	for i := range ents {
-		de := ents[i]
-		ents[i] = fsys.DirEntry{} // the name lives on in the item only
+	for _, de := range ents {
 		if err := w.visit(child, de.Name, joinPath(path, de.Name), de.Type, cls); err != nil {
 			return err
 		}
