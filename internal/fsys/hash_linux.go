@@ -16,7 +16,8 @@ import (
 const openFileFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 
 // fadviseMin is the size from which the kernel is told we read
-// sequentially; below it the extra call costs more than it saves.
+// sequentially and holes are looked for; below it the extra calls cost
+// more than they save.
 const fadviseMin = 1 << 20
 
 // Hash reads the regular file at the absolute path and returns its digests.
@@ -96,7 +97,11 @@ func hashAt(ctx context.Context, dirfd int, name, path string, want *fim.Entry, 
 
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	r := contentReader{fd: fd, buf: *bp, size: size, sparse: before.Blocks*512 < size}
+	// Fewer blocks than bytes means holes (or inline or compressed data,
+	// which SEEK_DATA reports as data). Small files aren't worth the two
+	// extra lseek calls.
+	sparse := size >= fadviseMin && before.Blocks*512 < size
+	r := contentReader{fd: fd, buf: *bp, size: size, sparse: sparse}
 	// Read exactly size bytes: a file that grew is caught by the second
 	// fstat, one that shrank by an early EOF, and small files need no
 	// extra read to see EOF.

@@ -35,7 +35,9 @@ func (d *Dir) ReadDir() ([]DirEntry, error) {
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
-	var out []DirEntry
+	// Names are gathered in one arena and handed out as substrings of it:
+	// one allocation per directory instead of one per name.
+	var l listing
 	for {
 		n, err := ignoringEINTR(func() (int, error) { return unix.Getdents(d.fd, buf) })
 		if err != nil {
@@ -44,15 +46,21 @@ func (d *Dir) ReadDir() ([]DirEntry, error) {
 		if n <= 0 {
 			break
 		}
-		out = parseDirents(buf[:n], out)
+		l.parse(buf[:n])
 	}
-	slices.SortFunc(out, func(a, b DirEntry) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return l.entries(), nil
 }
 
-// parseDirents appends the entries of a getdents64 buffer: records of
-// u64 ino, i64 off, u16 reclen, u8 type, then a NUL-terminated name.
-func parseDirents(b []byte, out []DirEntry) []DirEntry {
+// listing accumulates the records of getdents64 calls.
+type listing struct {
+	arena []byte
+	ends  []int32 // end of each name in arena
+	types []fim.FileType
+}
+
+// parse appends the entries of a getdents64 buffer: records of u64 ino,
+// i64 off, u16 reclen, u8 type, then a NUL-terminated name.
+func (l *listing) parse(b []byte) {
 	const (
 		offReclen = unsafe.Offsetof(unix.Dirent{}.Reclen)
 		offType   = unsafe.Offsetof(unix.Dirent{}.Type)
@@ -72,9 +80,30 @@ func parseDirents(b []byte, out []DirEntry) []DirEntry {
 		if len(name) == 0 || string(name) == "." || string(name) == ".." {
 			continue
 		}
-		out = append(out, DirEntry{Name: string(name), Type: direntType(rec[offType])})
+		l.arena = append(l.arena, name...)
+		l.ends = append(l.ends, int32(len(l.arena)))
+		l.types = append(l.types, direntType(rec[offType]))
 	}
+}
+
+// entries returns the listing sorted bytewise by name.
+func (l *listing) entries() []DirEntry {
+	all := string(l.arena)
+	out := make([]DirEntry, len(l.ends))
+	start := int32(0)
+	for i, end := range l.ends {
+		out[i] = DirEntry{Name: all[start:end], Type: l.types[i]}
+		start = end
+	}
+	slices.SortFunc(out, func(a, b DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// parseDirents parses one getdents64 buffer (for tests and fuzzing).
+func parseDirents(b []byte) []DirEntry {
+	var l listing
+	l.parse(b)
+	return l.entries()
 }
 
 func indexNul(b []byte) int {

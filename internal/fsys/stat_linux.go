@@ -300,7 +300,7 @@ func noXattrs(err error) bool {
 // one list call on a stack buffer.
 func (x xattrReader) read(e *fim.Entry, what fim.AttrSet) error {
 	var small [256]byte
-	names, err := x.fetch(small[:], func(b []byte) (int, error) { return x.list(b) })
+	names, err := x.listAll(small[:])
 	if err != nil || len(names) == 0 {
 		if noXattrs(err) {
 			err = nil
@@ -318,15 +318,13 @@ func (x xattrReader) read(e *fim.Entry, what fim.AttrSet) error {
 		if isACL && !what.Has(fim.AttrACL) || !isACL && !what.Has(fim.AttrXattrs) {
 			continue
 		}
-		var vbuf [256]byte
-		v, err := x.fetch(vbuf[:], func(b []byte) (int, error) { return x.get(name, b) })
+		v, err := x.value(name)
 		if noXattrs(err) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("get %s: %w", name, err)
 		}
-		v = slices.Clone(v) // may alias the stack buffer
 		switch name {
 		case XattrACLAccess:
 			access = v
@@ -347,25 +345,48 @@ func (x xattrReader) read(e *fim.Entry, what fim.AttrSet) error {
 	return nil
 }
 
-// fetch calls the size-probing xattr call f with buf and, on ERANGE, asks
-// for the size and retries with a buffer that large; the value may grow in
-// between, hence the loop.
-func (x xattrReader) fetch(buf []byte, f func([]byte) (int, error)) ([]byte, error) {
-	for range 8 {
-		n, err := f(buf)
+// The xattr calls fail with ERANGE when the buffer is too small; then ask
+// for the size and retry with a buffer that large. The list or value may
+// grow in between, hence the loops.
+const xattrRetries = 8
+
+func (x xattrReader) listAll(buf []byte) ([]byte, error) {
+	for range xattrRetries {
+		n, err := x.list(buf)
 		if err == nil {
 			return buf[:n], nil
 		}
 		if err != unix.ERANGE {
 			return nil, err
 		}
-		size, err := f(nil)
+		size, err := x.list(nil)
 		if err != nil {
 			return nil, err
 		}
 		buf = make([]byte, size+64)
 	}
-	return nil, errors.New("xattr keeps growing")
+	return nil, errors.New("list xattrs: list keeps growing")
+}
+
+// value returns a fresh copy of the named attribute's value.
+func (x xattrReader) value(name string) ([]byte, error) {
+	var small [256]byte
+	buf := small[:]
+	for range xattrRetries {
+		n, err := x.get(name, buf)
+		if err == nil {
+			return slices.Clone(buf[:n]), nil
+		}
+		if err != unix.ERANGE {
+			return nil, err
+		}
+		size, err := x.get(name, nil)
+		if err != nil {
+			return nil, err
+		}
+		buf = make([]byte, size+64)
+	}
+	return nil, errors.New("value keeps growing")
 }
 
 func cutNul(b []byte) (string, []byte) {

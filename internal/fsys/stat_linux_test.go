@@ -345,3 +345,20 @@ func TestOpenDirRefusesSymlink(t *testing.T) {
 		t.Fatalf("OpenDir(missing) = %v", err)
 	}
 }
+
+// Kernels before 6.13 lack listxattrat/getxattrat; the path-based calls
+// must give the same result.
+func TestXattrsPathFallback(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	writeFile(t, p, "x")
+	if err := unix.Setxattr(p, "user.k", []byte("v"), 0); err != nil {
+		t.Skipf("no user xattrs: %v", err)
+	}
+	at := mustLstat(t, p)
+	xattrAtMissing.Store(true)
+	defer xattrAtMissing.Store(false)
+	path := mustLstat(t, p)
+	if len(at.Xattrs) != 1 || len(path.Xattrs) != 1 || string(path.Xattrs[0].Value) != "v" || at.Xattrs[0].Name != path.Xattrs[0].Name {
+		t.Fatalf("xattrs via *at %v, via path %v", at.Xattrs, path.Xattrs)
+	}
+}

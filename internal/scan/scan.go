@@ -143,12 +143,15 @@ const (
 
 // Run scans the trees pol names, merges them with old (which may be nil)
 // and calls fn for every item in fim.ComparePaths order, from the calling
-// goroutine. It returns when the scan is complete, ctx is cancelled, fn
-// returns an error, or the baseline can't be read; see the package
-// documentation for which problems stop a scan and which become Failed
-// items.
+// goroutine; fn may keep the items. It returns when the scan is complete,
+// ctx is cancelled (ctx.Err()), fn returns an error (that error), or the
+// baseline can't be read or is out of order; see the package documentation
+// for which problems stop a scan and which become Failed items.
 func Run(ctx context.Context, pol *policy.Policy, old Old, opt Options, fn func(*Item) error) (Stats, error) {
 	start := time.Now()
+	if pol == nil {
+		return Stats{}, errors.New("run scan: nil policy")
+	}
 	workers := opt.Workers
 	if workers <= 0 {
 		workers = max(4, 2*runtime.GOMAXPROCS(0))

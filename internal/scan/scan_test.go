@@ -478,3 +478,27 @@ func TestDeepTree(t *testing.T) {
 		t.Fatalf("deep tree: %d items, stats %+v", len(items), st)
 	}
 }
+
+func TestLimitToFileAndMissingPath(t *testing.T) {
+	root := t.TempDir()
+	tree(t, root, "a/f=1", "a/g=2", "b=3")
+	p := pol(rule(root))
+	items, _ := scanAll(t, p, nil, Options{})
+	base := baseline(items)
+	os.Remove(filepath.Join(root, "b"))
+
+	items, _ = scanAll(t, p, base, Options{Limit: []string{filepath.Join(root, "a/f"), filepath.Join(root, "b"), filepath.Join(root, "nope")}})
+	checkOrder(t, items)
+	got := paths(root, items)
+	want := []string{".:out-of-scope", "a:out-of-scope", "a/f:scanned", "a/g:out-of-scope", "b:missing"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	// A limit outside every rule walks nothing.
+	items, _ = scanAll(t, p, base, Options{Limit: []string{"/nonexistent-vigil-test"}})
+	for _, it := range items {
+		if it.Status != OutOfScope {
+			t.Errorf("%s: %v", it.Path, it.Status)
+		}
+	}
+}

@@ -176,7 +176,8 @@ type place struct {
 
 // visit handles one path: its own slot, its subtree if it is a directory
 // the walk reads, and the baseline entries below it that the walk did not
-// meet. parentDev is the device of the containing directory when known.
+// meet. typ is the type the directory listing reported (a hint: the
+// entry may have changed since).
 // cls classifies the baseline entries before path that the walk skipped.
 func (w *walker) visit(pl place, name, path string, typ fim.FileType, cls classify) error {
 	rule := w.ruleFor(path, pl)
@@ -296,9 +297,7 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 		// directory covers nothing below it.
 		child.blocked = w.cover(path)
 	}
-	for i := range ents {
-		de := ents[i]
-		ents[i] = fsys.DirEntry{} // the name lives on in the item only
+	for _, de := range ents {
 		if err := w.visit(child, de.Name, joinPath(path, de.Name), de.Type, cls); err != nil {
 			return err
 		}
