@@ -7,4 +7,7 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/elastic/go-licenser v0.4.1 // indirect
+require (
+	github.com/elastic/go-licenser v0.4.1 // indirect
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
+)

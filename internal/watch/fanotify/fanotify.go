@@ -112,9 +112,12 @@ func Open(roots []string, opts Options) (_ *Backend, err error) {
 	return b, nil
 }
 
-// mark adds a filesystem mark for root's file system unless one exists.
+// mark adds a filesystem mark for root's file system unless one exists. A
+// root that does not exist yet is watched through its nearest existing
+// ancestor (events are filtered by path, so it is seen once created).
 func (b *Backend) mark(root string) error {
-	mfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root = existingAncestor(root)
+	mfd, err := unix.Open(root, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open root %s: %w", root, err)
 	}
@@ -135,6 +138,15 @@ func (b *Backend) mark(root string) error {
 	return nil
 }
 
+func existingAncestor(p string) string {
+	for {
+		if _, err := os.Lstat(p); err == nil || p == "/" || p == "." {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+}
+
 func fsidOf(fd int) ([fsidLen]byte, error) {
 	var st unix.Statfs_t
 	var id [fsidLen]byte
@@ -152,6 +164,9 @@ func fsidOf(fd int) ([fsidLen]byte, error) {
 func (b *Backend) prefill(root string, descend func(string) bool) error {
 	var rootDev uint64
 	var rootFsid [fsidLen]byte
+	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil // cached from its create event when it appears
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root {
@@ -168,7 +183,7 @@ func (b *Backend) prefill(root string, descend func(string) bool) error {
 		}
 		if p == root {
 			rootDev = st.Dev
-			fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			fd, err := unix.Open(root, unix.O_PATH|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return fmt.Errorf("open root %s: %w", root, err)
 			}
@@ -206,7 +221,9 @@ func (b *Backend) Run(ctx context.Context, out chan<- fsevent.Raw) error {
 		buf  []byte
 		time time.Time
 	}
-	chunks := make(chan chunk, 16)
+	// Few chunks: each holds thousands of events, and the kernel queue is
+	// the place for a backlog (it is unlimited; ours must stay bounded).
+	chunks := make(chan chunk, 4)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(chunks)
