@@ -90,9 +90,13 @@ func (w *Watcher) requestRescan(c *coalescer, roots []string, now time.Time) {
 	}
 }
 
-// deliver attributes due paths and sends events to the consumer. It runs
-// apart from coalescing because attribution may wait for a late audit
-// record.
+// deliver attributes due paths and sends events to the consumer, in the
+// order the coalescer handed them over. Attribution may wait for a late
+// audit record (up to the grace period), so up to maxInflight events are
+// attributed concurrently: a stream of changes that audit never records
+// (say, writes by Vigil itself, which audit exempts as the listener) costs
+// each of them the grace period in latency, not the pipeline its
+// throughput.
 func (w *Watcher) deliver(ctx context.Context, ready <-chan item) {
 	defer close(w.out)
 	defer func() {
@@ -105,35 +109,70 @@ func (w *Watcher) deliver(ctx context.Context, ready <-chan item) {
 		default: // nobody reads any more
 		}
 	}()
-	for it := range ready {
-		if it.ev != nil {
-			if !w.send(ctx, *it.ev) {
-				return
-			}
-			continue
-		}
-		p := it.p
-		ev := Event{Time: p.last, First: p.first, Path: p.path, Source: p.source, Rescan: p.rescan,
-			Count: p.count, Ops: p.ops, MultipleWriters: p.multi}
-		if p.source == SourceRescan {
-			w.stats.rescans.Add(1)
-			h := w.health(HealthRescan, 0, "rescan requested for "+p.path)
-			h.Health.Roots = []string{p.path}
-			if !w.send(ctx, h) {
-				return
-			}
-			ev.Count = 0 // not kernel events
-		} else {
-			w.stats.events.Add(1)
-			w.stats.merged.Add(uint64(p.count))
-			if w.who != nil {
-				ev.Who = w.who.Attribute(ctx, whodata.Query{Path: p.path, PID: p.pid, Since: p.first, Until: p.last})
+	inflight := make(chan *slot, maxInflight)
+	go func() {
+		defer close(inflight)
+		for it := range ready {
+			for _, s := range w.prepare(ctx, it) {
+				select {
+				case inflight <- s:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
-		if !w.send(ctx, ev) {
+	}()
+	for s := range inflight {
+		if s.done != nil {
+			<-s.done
+		}
+		if !w.send(ctx, s.ev) {
+			for s := range inflight { // let the producer and attributions finish
+				if s.done != nil {
+					<-s.done
+				}
+			}
 			return
 		}
 	}
+}
+
+// maxInflight bounds the events being attributed at once.
+const maxInflight = 1024
+
+// slot is an event on its way out; done is closed once Who is set.
+type slot struct {
+	ev   Event
+	done chan struct{}
+}
+
+// prepare turns an item into the events to deliver, starting attribution.
+func (w *Watcher) prepare(ctx context.Context, it item) []*slot {
+	if it.ev != nil {
+		return []*slot{{ev: *it.ev}}
+	}
+	p := it.p
+	ev := Event{Time: p.last, First: p.first, Path: p.path, Source: p.source, Rescan: p.rescan,
+		Count: p.count, Ops: p.ops, MultipleWriters: p.multi}
+	if p.source == SourceRescan {
+		w.stats.rescans.Add(1)
+		h := w.health(HealthRescan, 0, "rescan requested for "+p.path)
+		h.Health.Roots = []string{p.path}
+		ev.Count = 0 // not kernel events
+		return []*slot{{ev: h}, {ev: ev}}
+	}
+	w.stats.events.Add(1)
+	w.stats.merged.Add(uint64(p.count))
+	s := &slot{ev: ev}
+	if w.who != nil {
+		s.done = make(chan struct{})
+		q := whodata.Query{Path: p.path, PID: p.pid, Since: p.first, Until: p.last}
+		go func() {
+			defer close(s.done)
+			s.ev.Who = w.who.Attribute(ctx, q)
+		}()
+	}
+	return []*slot{s}
 }
 
 func (w *Watcher) send(ctx context.Context, e Event) bool {

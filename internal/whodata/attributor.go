@@ -109,27 +109,38 @@ func (a *Attributor) AuditStatus() (active bool, reason string) {
 // to /proc for q.PID, and otherwise returns an explicit unavailable Who.
 // It never returns nil.
 func (a *Attributor) Attribute(ctx context.Context, q Query) *Who {
-	if a.audit != nil && !a.failed.Load() {
+	// The kernel does not audit the audit listener's own syscalls, so a
+	// change by this process has no record to wait for.
+	self := a.audit != nil && a.audit.listener && q.PID == os.Getpid()
+	if a.audit != nil && !a.failed.Load() && !self {
 		deadline := q.Until.Add(a.grace)
 		var timer *time.Timer
 		for {
-			r, old, changed := a.idx.lookup(q)
+			wait := time.Until(deadline)
+			r, old, changed := a.idx.lookup(q, wait > 0)
 			if r != nil && (!old || a.stillRuns(r)) {
 				return r.who.Clone()
 			}
-			wait := time.Until(deadline)
-			if wait <= 0 {
+			if changed == nil {
 				break
 			}
 			if timer == nil {
 				timer = time.NewTimer(wait)
 				defer timer.Stop()
 			}
+			woken := false
 			select {
-			case <-changed:
+			case <-changed.c:
+				woken = true
 			case <-timer.C:
 			case <-ctx.Done():
+			}
+			a.idx.cancelWait(q, changed)
+			if ctx.Err() != nil {
 				return Unavailable("attribution cancelled")
+			}
+			if !woken {
+				break
 			}
 		}
 	}
@@ -146,6 +157,8 @@ func (a *Attributor) stillRuns(r *record) bool {
 func (a *Attributor) fromProc(pid int) *Who {
 	why := "no audit record matched"
 	switch {
+	case pid != 0 && pid == os.Getpid():
+		why = "change made by vigil itself, which audit does not record"
 	case a.failed.Load():
 		why = "audit stopped working"
 	case a.audit == nil:

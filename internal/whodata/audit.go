@@ -90,8 +90,10 @@ type auditSource struct {
 	recv        *libaudit.AuditClient
 	listener    bool
 	enabledByUs bool
+	restoreWait bool
+	oldWait     int32
 
-	raw     chan *auparse.AuditMessage
+	raw     chan rawMsg
 	closing atomic.Bool
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -103,7 +105,7 @@ type auditSource struct {
 // reader), enables audit and adds one watch rule per root.
 func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, notify func(Notice)) (_ *auditSource, err error) {
 	a := &auditSource{cfg: cfg, idx: idx, proc: proc, users: users, notify: notify,
-		raw: make(chan *auparse.AuditMessage, rawQueue), done: make(chan struct{})}
+		raw: make(chan rawMsg, rawQueue), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.release()
@@ -138,6 +140,19 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 		if err := a.ctl.SetBacklogLimit(backlogLimit, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("set audit backlog limit: %w", err)
 		}
+	}
+	// With a full backlog the kernel makes every audited task wait (60 s
+	// by default) for the listener: a burst of writes in a watched tree
+	// then crawls (200,000 creates took 4m45s instead of seconds). For
+	// Vigil a lost record costs who-data only, never a change (fanotify
+	// reports the path, and the loss triggers a rescan), so as the
+	// listener it tells the kernel to drop instead, and restores the old
+	// value on close.
+	if a.listener && st.BacklogWaitTime != 0 {
+		if err := a.ctl.SetBacklogWaitTime(0, libaudit.WaitForReply); err != nil {
+			return nil, fmt.Errorf("set audit backlog wait time: %w", err)
+		}
+		a.restoreWait, a.oldWait = true, int32(st.BacklogWaitTime)
 	}
 	for _, root := range cfg.roots {
 		if err := addWatchRule(a.ctl, root, cfg.key); err != nil {
@@ -326,12 +341,8 @@ func (a *auditSource) receive() {
 		if msg.Type < auparse.AUDIT_SYSCALL || msg.Type > auparse.AUDIT_LAST_EVENT {
 			continue // replies, user-space and config messages: not file events
 		}
-		m, err := auparse.Parse(msg.Type, string(msg.Data)) // copies the buffer
-		if err != nil {
-			continue
-		}
 		select {
-		case a.raw <- m:
+		case a.raw <- rawMsg{typ: msg.Type, data: string(msg.Data)}: // copies the buffer
 		default:
 			a.dropped.Add(1)
 		}
@@ -350,7 +361,9 @@ func (a *auditSource) parse(re *libaudit.Reassembler) {
 			if !ok {
 				return
 			}
-			re.PushMessage(m)
+			if msg, err := auparse.Parse(m.typ, m.data); err == nil {
+				re.PushMessage(msg)
+			}
 		case <-tick.C:
 			re.Maintain()
 		}
@@ -373,11 +386,16 @@ func (a *auditSource) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 	a.idx.add(r)
 }
 
-// EventsLost implements libaudit.Stream: gaps in sequence numbers.
-func (a *auditSource) EventsLost(n int) {
-	if n > 0 {
-		a.dropped.Add(uint64(n))
-	}
+// EventsLost implements libaudit.Stream. It is ignored: the reassembler
+// counts gaps in sequence numbers, and the messages Vigil skips (and
+// records that other audit rules produce) make gaps that are not losses.
+// Losses are counted from the kernel's counter and our own queue.
+func (*auditSource) EventsLost(int) {}
+
+// rawMsg is a received message, copied off the socket buffer.
+type rawMsg struct {
+	typ  auparse.AuditMessageType
+	data string
 }
 
 // pollStatus reports losses: the kernel's counter and our own drops.
@@ -430,6 +448,11 @@ func (a *auditSource) release() error {
 		a.ctlMu.Lock()
 		if _, err := deleteKeyRules(a.ctl, a.cfg.key); err != nil {
 			errs = append(errs, err)
+		}
+		if a.restoreWait {
+			if err := a.ctl.SetBacklogWaitTime(a.oldWait, libaudit.WaitForReply); err != nil {
+				errs = append(errs, fmt.Errorf("restore audit backlog wait time: %w", err))
+			}
 		}
 		if a.enabledByUs {
 			if err := a.ctl.SetEnabled(false, libaudit.WaitForReply); err != nil {

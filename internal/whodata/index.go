@@ -1,6 +1,7 @@
 package whodata
 
 import (
+	"strconv"
 	"sync"
 	"time"
 )
@@ -18,17 +19,28 @@ type index struct {
 	next   int
 	byPath map[string][]*record // newest first
 	byPID  map[int]*record
-	// changed is closed and replaced whenever a record is added, waking
-	// lookups that wait for a late record.
-	changed chan struct{}
+	// waiters are lookups waiting for a late record, keyed by path and by
+	// pid (pidKey); add closes the channels a record matches. Waking only
+	// those (not every waiter on every record) matters: at thousands of
+	// records per second a broadcast woke a thousand waiters each time.
+	waiters map[string][]*waiter
 }
+
+// waiter is registered under a path and a pid; closed keeps the second
+// wake-up from closing the channel again.
+type waiter struct {
+	c      chan struct{}
+	closed bool
+}
+
+func pidKey(pid int) string { return "\x00pid:" + strconv.Itoa(pid) }
 
 func newIndex(size int) *index {
 	return &index{
 		ring:    make([]*record, size),
 		byPath:  make(map[string][]*record),
 		byPID:   make(map[int]*record),
-		changed: make(chan struct{}),
+		waiters: make(map[string][]*waiter),
 	}
 }
 
@@ -48,8 +60,40 @@ func (x *index) add(r *record) {
 		x.byPath[p] = append([]*record{r}, l...)
 	}
 	x.byPID[r.who.PID] = r
-	close(x.changed)
-	x.changed = make(chan struct{})
+	x.wake(pidKey(r.who.PID))
+	for _, p := range r.paths {
+		x.wake(p)
+	}
+}
+
+func (x *index) wake(key string) {
+	for _, w := range x.waiters[key] {
+		if !w.closed {
+			close(w.c)
+			w.closed = true
+		}
+	}
+	delete(x.waiters, key)
+}
+
+// cancelWait removes a waiter that gave up.
+func (x *index) cancelWait(q Query, c *waiter) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, key := range []string{q.Path, pidKey(q.PID)} {
+		l := x.waiters[key]
+		for i, w := range l {
+			if w == c {
+				l = append(l[:i:i], l[i+1:]...)
+				break
+			}
+		}
+		if len(l) == 0 {
+			delete(x.waiters, key)
+		} else {
+			x.waiters[key] = l
+		}
+	}
 }
 
 func (x *index) unlink(r *record) {
@@ -88,8 +132,9 @@ type Query struct {
 // with millisecond precision; the watcher stamps events when it reads them.
 const window = 2 * time.Second
 
-// lookup finds the record for q, and a channel closed when a newer record
-// arrives (to wait for a late one). Preference: the same process on the
+// lookup finds the record for q. When none is found and wait is set, it
+// also returns a channel closed when a record for q's path or pid arrives
+// (to wait for a late one; cancelWait it when giving up). Preference: the same process on the
 // same path (whenever it opened the file: a long-lived writer was recorded
 // at open time); without a pid, the newest record on the path within the
 // time window; with a pid, the same process within the window under a
@@ -99,9 +144,22 @@ const window = 2 * time.Second
 // old reports that the record lies outside the time window (a long-lived
 // writer, or a reused pid): the caller must check the process still runs
 // the recorded executable before trusting it.
-func (x *index) lookup(q Query) (r *record, old bool, changed <-chan struct{}) {
+func (x *index) lookup(q Query, wait bool) (r *record, old bool, changed *waiter) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	r, old = x.find(q)
+	if r == nil && wait {
+		changed = &waiter{c: make(chan struct{})}
+		x.waiters[q.Path] = append(x.waiters[q.Path], changed)
+		if q.PID != 0 {
+			k := pidKey(q.PID)
+			x.waiters[k] = append(x.waiters[k], changed)
+		}
+	}
+	return r, old, changed
+}
+
+func (x *index) find(q Query) (r *record, old bool) {
 	inWindow := func(r *record) bool {
 		return !r.time.Before(q.Since.Add(-window)) && !r.time.After(q.Until.Add(window))
 	}
@@ -109,18 +167,18 @@ func (x *index) lookup(q Query) (r *record, old bool, changed <-chan struct{}) {
 	if q.PID != 0 {
 		for _, r := range cands {
 			if r.who.PID == q.PID && !r.time.After(q.Until.Add(window)) {
-				return r, !inWindow(r), x.changed
+				return r, !inWindow(r)
 			}
 		}
 		if r := x.byPID[q.PID]; r != nil && inWindow(r) {
-			return r, false, x.changed
+			return r, false
 		}
-		return nil, false, x.changed
+		return nil, false
 	}
 	for _, r := range cands {
 		if inWindow(r) {
-			return r, false, x.changed
+			return r, false
 		}
 	}
-	return nil, false, x.changed
+	return nil, false
 }
