@@ -1,0 +1,471 @@
+package whodata
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	libaudit "github.com/elastic/go-libaudit/v2"
+	"github.com/elastic/go-libaudit/v2/auparse"
+	"github.com/elastic/go-libaudit/v2/rule"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for the audit source.
+const (
+	// DefaultAuditKey tags Vigil's audit rules. It is distinctive so that
+	// cleanup never touches rules someone else installed.
+	DefaultAuditKey = "vigil-watch"
+	// DefaultAuditLock serialises audit ownership between Vigil processes:
+	// rules are keyed per host, so two watchers would delete each other's.
+	// flock is released by the kernel when a process dies, so a lock that
+	// can be taken means any rules with our key are left over from a crash.
+	DefaultAuditLock = "/run/vigil/audit.lock"
+	// backlogLimit raises the kernel's audit queue (default 64) when Vigil
+	// is the audit listener, as auditd does (-b 8192): bursts of writes
+	// otherwise lose records. Never lowered.
+	backlogLimit = 8192
+	// rawQueue is the number of messages buffered between the receive and
+	// the parse goroutines; when parsing falls behind, messages are dropped
+	// and counted rather than stalling the socket (the kernel would then
+	// drop too, or worse, make writers wait).
+	rawQueue = 16384
+	// ringSize is the number of audit records kept for joining.
+	ringSize = 16384
+	// statusEvery is how often the kernel's lost counter is polled.
+	statusEvery = time.Second
+)
+
+// Sentinel errors of the audit source; callers degrade attribution on them.
+var (
+	ErrAuditBusy      = errors.New("audit owned by another vigil process")
+	ErrAuditImmutable = errors.New("audit configuration is locked (enabled=2)")
+)
+
+// NoticeKind classifies a Notice.
+type NoticeKind int
+
+// Notice kinds.
+const (
+	// NoticeLost: audit records were lost (kernel backlog, socket buffer or
+	// our own queue); some changes may lack attribution.
+	NoticeLost NoticeKind = iota + 1
+	// NoticeFailed: the audit source stopped; attribution falls back to
+	// /proc from now on.
+	NoticeFailed
+)
+
+// Notice reports a change in the health of attribution.
+type Notice struct {
+	Kind   NoticeKind
+	Lost   uint64 // records lost since the previous notice
+	Reason string
+}
+
+type auditConfig struct {
+	roots    []string
+	key      string
+	lockPath string
+}
+
+// auditSource owns Vigil's audit rules and reads audit records into an
+// index: one goroutine receives (and only copies), one parses and indexes,
+// one polls the kernel's loss counter.
+type auditSource struct {
+	cfg    auditConfig
+	idx    *index
+	proc   procReader
+	users  *userNames
+	notify func(Notice)
+
+	lock        *os.File
+	ctlMu       sync.Mutex // ctl is not safe for concurrent requests
+	ctl         *libaudit.AuditClient
+	recv        *libaudit.AuditClient
+	listener    bool
+	enabledByUs bool
+	restoreWait bool
+	oldWait     int32
+
+	raw     chan rawMsg
+	closing atomic.Bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+	dropped atomic.Uint64
+}
+
+// openAudit takes the audit lock, removes rules left by a crashed Vigil,
+// becomes the audit listener (or, beside a running auditd, a multicast
+// reader), enables audit and adds one watch rule per root.
+func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, notify func(Notice)) (_ *auditSource, err error) {
+	a := &auditSource{cfg: cfg, idx: idx, proc: proc, users: users, notify: notify,
+		raw: make(chan rawMsg, rawQueue), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.release()
+		}
+	}()
+	if a.lock, err = lockFile(cfg.lockPath); err != nil {
+		return nil, err
+	}
+	if a.ctl, err = libaudit.NewAuditClient(nil); err != nil {
+		return nil, fmt.Errorf("open audit control socket: %w", err)
+	}
+	st, err := a.ctl.GetStatus()
+	if err != nil {
+		return nil, fmt.Errorf("get audit status: %w", err)
+	}
+	if st.Enabled == 2 {
+		return nil, ErrAuditImmutable
+	}
+	if _, err := deleteKeyRules(a.ctl, cfg.key); err != nil {
+		return nil, err
+	}
+	if err := a.openReceiver(st); err != nil {
+		return nil, err
+	}
+	if st.Enabled == 0 {
+		if err := a.ctl.SetEnabled(true, libaudit.WaitForReply); err != nil {
+			return nil, fmt.Errorf("enable audit: %w", err)
+		}
+		a.enabledByUs = true
+	}
+	if a.listener && st.BacklogLimit < backlogLimit {
+		if err := a.ctl.SetBacklogLimit(backlogLimit, libaudit.WaitForReply); err != nil {
+			return nil, fmt.Errorf("set audit backlog limit: %w", err)
+		}
+	}
+	// With a full backlog the kernel makes every audited task wait (60 s
+	// by default) for the listener: a burst of writes in a watched tree
+	// then crawls (200,000 creates took 4m45s instead of seconds). For
+	// Vigil a lost record costs who-data only, never a change (fanotify
+	// reports the path, and the loss triggers a rescan), so as the
+	// listener it tells the kernel to drop instead, and restores the old
+	// value on close.
+	if a.listener && st.BacklogWaitTime != 0 {
+		if err := a.ctl.SetBacklogWaitTime(0, libaudit.WaitForReply); err != nil {
+			return nil, fmt.Errorf("set audit backlog wait time: %w", err)
+		}
+		a.restoreWait, a.oldWait = true, int32(st.BacklogWaitTime)
+	}
+	for _, root := range cfg.roots {
+		if err := addWatchRule(a.ctl, root, cfg.key); err != nil {
+			return nil, err
+		}
+	}
+	re, err := libaudit.NewReassembler(256, 2*time.Second, a)
+	if err != nil {
+		return nil, fmt.Errorf("create audit reassembler: %w", err)
+	}
+	a.wg.Add(3)
+	go a.receive()
+	go a.parse(re)
+	go a.pollStatus(st.Lost)
+	return a, nil
+}
+
+// openReceiver becomes the audit daemon when none runs, else joins the
+// multicast group beside it.
+func (a *auditSource) openReceiver(st *libaudit.AuditStatus) error {
+	if st.PID == 0 || !processAlive(int(st.PID)) {
+		c, err := libaudit.NewAuditClient(nil)
+		if err != nil {
+			return fmt.Errorf("open audit socket: %w", err)
+		}
+		if err := c.SetPID(libaudit.WaitForReply); err == nil {
+			a.recv, a.listener = c, true
+			return nil
+		} else if !errors.Is(err, syscall.EEXIST) {
+			c.Close()
+			return fmt.Errorf("become audit listener: %w", err)
+		}
+		c.Close() // an auditd won the race: read beside it
+	}
+	c, err := libaudit.NewMulticastAuditClient(nil)
+	if err != nil {
+		return fmt.Errorf("join audit multicast group: %w", err)
+	}
+	a.recv = c
+	return nil
+}
+
+func processAlive(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}
+
+func lockFile(name string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return nil, fmt.Errorf("create audit lock directory: %w", err)
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrAuditBusy
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return f, nil
+}
+
+func addWatchRule(c *libaudit.AuditClient, root, key string) error {
+	wf, err := rule.Build(&rule.FileWatchRule{
+		Type:        rule.FileWatchRuleType,
+		Path:        root,
+		Permissions: []rule.AccessType{rule.WriteAccessType, rule.AttributeChangeAccessType},
+		Keys:        []string{key},
+	})
+	if err != nil {
+		return fmt.Errorf("build audit rule for %s: %w", root, err)
+	}
+	if err := c.AddRule(wf); err != nil && !strings.Contains(err.Error(), "rule exists") {
+		return fmt.Errorf("add audit rule for %s: %w", root, err)
+	}
+	return nil
+}
+
+// deleteKeyRules deletes every audit rule tagged key and returns how many.
+func deleteKeyRules(c *libaudit.AuditClient, key string) (int, error) {
+	rules, err := keyRules(c, key)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rules {
+		if err := c.DeleteRule(r.wire); err != nil {
+			return 0, fmt.Errorf("delete audit rule %q: %w", r.text, err)
+		}
+	}
+	return len(rules), nil
+}
+
+type keyRule struct {
+	wire []byte
+	text string
+}
+
+func keyRules(c *libaudit.AuditClient, key string) ([]keyRule, error) {
+	all, err := c.GetRules()
+	if err != nil {
+		return nil, fmt.Errorf("list audit rules: %w", err)
+	}
+	var out []keyRule
+	for _, wf := range all {
+		text, err := rule.ToCommandLine(wf, false)
+		if err != nil {
+			continue // a rule this library cannot decode is not ours
+		}
+		if hasRuleKey(text, key) {
+			out = append(out, keyRule{wire: wf, text: text})
+		}
+	}
+	return out, nil
+}
+
+// hasRuleKey reports whether an auditctl-style rule carries key.
+func hasRuleKey(text, key string) bool {
+	f := strings.Fields(text)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "-k" && f[i+1] == key {
+			return true
+		}
+	}
+	for _, w := range f {
+		if w == "key="+key {
+			return true
+		}
+	}
+	return false
+}
+
+// AuditRules lists the audit rules tagged key, in auditctl syntax. It is
+// meant for checks (did a stopped watcher leave rules behind?).
+func AuditRules(key string) ([]string, error) {
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		return nil, fmt.Errorf("open audit control socket: %w", err)
+	}
+	defer c.Close()
+	rules, err := keyRules(c, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.text
+	}
+	return out, nil
+}
+
+// CleanupAuditRules deletes the audit rules tagged key (left behind by a
+// Vigil that was killed) and returns how many it deleted.
+func CleanupAuditRules(key string) (int, error) {
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		return 0, fmt.Errorf("open audit control socket: %w", err)
+	}
+	defer c.Close()
+	return deleteKeyRules(c, key)
+}
+
+// receive only copies messages off the socket; parsing happens elsewhere
+// because parsing inline was measured to raise latency 30-fold.
+func (a *auditSource) receive() {
+	defer a.wg.Done()
+	defer close(a.raw)
+	for {
+		msg, err := a.recv.Receive(false)
+		if a.closing.Load() {
+			return
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.EAGAIN):
+				continue
+			case errors.Is(err, syscall.ENOBUFS): // socket buffer overran
+				a.dropped.Add(1)
+				continue
+			}
+			a.notify(Notice{Kind: NoticeFailed, Reason: fmt.Sprintf("receive audit records: %v", err)})
+			return
+		}
+		if msg.Type < auparse.AUDIT_SYSCALL || msg.Type > auparse.AUDIT_LAST_EVENT {
+			continue // replies, user-space and config messages: not file events
+		}
+		select {
+		case a.raw <- rawMsg{typ: msg.Type, data: string(msg.Data)}: // copies the buffer
+		default:
+			a.dropped.Add(1)
+		}
+	}
+}
+
+// parse reassembles messages into events and indexes Vigil's records.
+func (a *auditSource) parse(re *libaudit.Reassembler) {
+	defer a.wg.Done()
+	defer re.Close()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-a.raw:
+			if !ok {
+				return
+			}
+			if msg, err := auparse.Parse(m.typ, m.data); err == nil {
+				re.PushMessage(msg)
+			}
+		case <-tick.C:
+			re.Maintain()
+		}
+	}
+}
+
+// ReassemblyComplete implements libaudit.Stream; it runs on the parse
+// goroutine.
+func (a *auditSource) ReassemblyComplete(msgs []*auparse.AuditMessage) {
+	r := parseRecord(msgs, a.cfg.key)
+	if r == nil {
+		return
+	}
+	// Audit has no cgroup: read it now, while the process may still run,
+	// but only if it still runs the recorded executable (pid reuse).
+	if exe, err := a.proc.exe(r.who.PID); err == nil && exe == r.who.Exe {
+		a.proc.readCgroup(r.who.PID, &r.who)
+	}
+	a.users.fill(&r.who)
+	a.idx.add(r)
+}
+
+// EventsLost implements libaudit.Stream. It is ignored: the reassembler
+// counts gaps in sequence numbers, and the messages Vigil skips (and
+// records that other audit rules produce) make gaps that are not losses.
+// Losses are counted from the kernel's counter and our own queue.
+func (*auditSource) EventsLost(int) {}
+
+// rawMsg is a received message, copied off the socket buffer.
+type rawMsg struct {
+	typ  auparse.AuditMessageType
+	data string
+}
+
+// pollStatus reports losses: the kernel's counter and our own drops.
+func (a *auditSource) pollStatus(kernelLost uint32) {
+	defer a.wg.Done()
+	tick := time.NewTicker(statusEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-tick.C:
+		}
+		lost := a.dropped.Swap(0)
+		a.ctlMu.Lock()
+		st, err := a.ctl.GetStatus()
+		a.ctlMu.Unlock()
+		if err == nil {
+			if st.Lost > kernelLost {
+				lost += uint64(st.Lost - kernelLost)
+			}
+			kernelLost = st.Lost
+		}
+		if lost > 0 {
+			a.notify(Notice{Kind: NoticeLost, Lost: lost, Reason: "audit records lost"})
+		}
+	}
+}
+
+// close stops the goroutines and removes Vigil's rules; it restores the
+// enabled flag if Vigil turned audit on.
+func (a *auditSource) close() error {
+	a.closing.Store(true)
+	close(a.done)
+	// Wake the receiver: the kernel answers a status request on the
+	// receiving socket, which unblocks its recvfrom.
+	a.recv.GetStatusAsync(false)
+	a.wg.Wait()
+	return a.release()
+}
+
+func (a *auditSource) release() error {
+	var errs []error
+	if a.recv != nil {
+		if err := a.recv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close audit socket: %w", err))
+		}
+	}
+	if a.ctl != nil {
+		a.ctlMu.Lock()
+		if _, err := deleteKeyRules(a.ctl, a.cfg.key); err != nil {
+			errs = append(errs, err)
+		}
+		if a.restoreWait {
+			if err := a.ctl.SetBacklogWaitTime(a.oldWait, libaudit.WaitForReply); err != nil {
+				errs = append(errs, fmt.Errorf("restore audit backlog wait time: %w", err))
+			}
+		}
+		if a.enabledByUs {
+			if err := a.ctl.SetEnabled(false, libaudit.WaitForReply); err != nil {
+				errs = append(errs, fmt.Errorf("disable audit: %w", err))
+			}
+		}
+		if err := a.ctl.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close audit control socket: %w", err))
+		}
+		a.ctlMu.Unlock()
+	}
+	if a.lock != nil {
+		a.lock.Close() // releases the flock
+	}
+	return errors.Join(errs...)
+}
