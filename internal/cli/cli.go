@@ -100,6 +100,7 @@ change with approved change requests.`,
 		newCheckCmd(e),
 		newAcceptCmd(e),
 		newShowCmd(e),
+		newWatchCmd(e),
 		newPolicyCmd(e),
 		newKeyCmd(e),
 	)

@@ -5,6 +5,7 @@ package record
 
 import (
 	"github.com/vigilfim/vigil/internal/fim"
+	"github.com/vigilfim/vigil/internal/whodata"
 	"github.com/vigilfim/vigil/internal/policy"
 )
 
@@ -89,7 +90,7 @@ type Observed struct {
 	// Source is fanotify, inotify, audit, rescan or startup.
 	Source string `json:"source"`
 	// Who made the change; it says explicitly when that is not known.
-	Who any `json:"who"`
+	Who *whodata.Who `json:"who"`
 	// Events is how many kernel events were merged into this record.
 	Events int `json:"events,omitempty"`
 	// MultipleWriters is set when several processes wrote the path within
