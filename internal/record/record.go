@@ -5,8 +5,8 @@ package record
 
 import (
 	"github.com/vigilfim/vigil/internal/fim"
-	"github.com/vigilfim/vigil/internal/whodata"
 	"github.com/vigilfim/vigil/internal/policy"
+	"github.com/vigilfim/vigil/internal/whodata"
 )
 
 // Change is a detected change with the context a reader needs to act on
