@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 	defer w.Close()
 
 	if err := m.check(ctx, "/", false, string(watch.SourceStartup), startupWho(), 0, time.Time{}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("startup check: %w", err)
 	}
 	if cfg.Started != nil {
@@ -110,6 +113,9 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 			return nil
 		case <-full:
 			if err := m.check(ctx, "/", false, string(watch.SourceRescan), whodata.Unavailable("periodic full check: the change was not seen by the watcher"), 0, time.Time{}); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		case ev, ok := <-w.Events():
@@ -120,6 +126,9 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 				return nil
 			}
 			if err := m.handle(ctx, ev); err != nil {
+				if ctx.Err() != nil {
+					return nil // interrupted mid-check: a normal stop
+				}
 				return err
 			}
 		}
