@@ -141,3 +141,49 @@ func TestVerifyFork(t *testing.T) {
 	}
 	t.Logf("verify: %v", err)
 }
+
+// TestVerifyLiveLog verifies while records are appended and checkpoints
+// signed and copied out: a log in use must never look tampered.
+func TestVerifyLiveLog(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	keys := storetest.NewKeys(t, "test.example/log")
+	file := t.TempDir() + "/cp"
+	l := newLog(t, s)
+	cpr := evidence.NewCheckpointer(s, keys.Signer, keys.Verifier, evidence.CheckpointerOptions{File: file})
+	appendRecs(t, l, 0, 10)
+	if _, err := cpr.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 10; i < 400; i += 10 {
+			recs := make([]evidence.Record, 10)
+			for j := range recs {
+				recs[j] = storetest.Rec(i + j)
+			}
+			if _, err := l.AppendBatch(ctx, recs); err != nil {
+				done <- err
+				return
+			}
+			if _, err := cpr.Checkpoint(ctx); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; ; i++ {
+		if _, err := evidence.Verify(ctx, s, evidence.VerifyOptions{Verifier: keys.Verifier, CheckpointFile: file}); err != nil {
+			t.Fatalf("verify %d of a live log: %v", i, err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+	}
+}

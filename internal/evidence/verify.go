@@ -125,6 +125,12 @@ type claimMismatch struct{ pos, claim uint64 }
 func (c *claimMismatch) Error() string { return "record claims another index" }
 
 func (v *verification) run() error {
+	// Copies outside the database first: a live Checkpointer writes them
+	// only after the checkpoint and its records are committed, so read in
+	// this order they never run ahead of the head read below.
+	if err := v.loadExternals(); err != nil {
+		return err
+	}
 	latest, err := v.store.LatestCheckpoint(v.ctx)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -140,10 +146,10 @@ func (v *verification) run() error {
 		return fmt.Errorf("verify: read log size: %w", err)
 	}
 	v.report.Size = v.head
-	if err := v.loadPrunes(); err != nil {
-		return err
+	if v.lastSeq == 0 {
+		v.missing = "" // no checkpoint yet: nothing can have been copied out
 	}
-	if err := v.loadExternals(); err != nil {
+	if err := v.loadPrunes(); err != nil {
 		return err
 	}
 	var over []target // external copies beyond the head: a rollback
@@ -228,7 +234,7 @@ func (v *verification) loadExternals() error {
 		cp, err := ReadCheckpointFile(s.path, v.opts.Origin, v.opts.Verifier)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			if v.lastSeq > 0 && v.missing == "" {
+			if v.missing == "" {
 				v.missing = s.name + " does not exist although the database has signed checkpoints"
 			}
 			continue

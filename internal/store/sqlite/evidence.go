@@ -138,7 +138,11 @@ func (d *DB) Nodes(ctx context.Context, ids []evidence.NodeID) ([][]byte, error)
 	}
 	found := make(map[key][]byte, len(ids))
 	collect := func(query string, args []any, level0 bool) error {
-		rows, err := d.db.QueryContext(ctx, query, args...)
+		stmt, err := d.stmt(ctx, query)
+		if err != nil {
+			return err
+		}
+		rows, err := stmt.QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -178,6 +182,24 @@ func (d *DB) Nodes(ctx context.Context, ids []evidence.NodeID) ([][]byte, error)
 		out[i] = h
 	}
 	return out, nil
+}
+
+// stmt returns a prepared statement for query, preparing it once. Proof
+// queries come in a few dozen shapes (by node count), so the cache stays
+// small, and skipping SQLite's parse and plan is most of a proof's cost.
+func (d *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := d.stmts.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := d.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := d.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return s, nil
 }
 
 func placeholders(n int, p string) string {

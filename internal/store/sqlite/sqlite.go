@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -46,6 +47,8 @@ const maxConns = 4
 type DB struct {
 	db   *sql.DB
 	path string
+
+	stmts sync.Map // query text -> *sql.Stmt, see stmt
 }
 
 // Open opens (creating if needed) the SQLite database at path and brings
@@ -70,6 +73,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes the database.
 func (d *DB) Close() error {
+	d.stmts.Range(func(_, s any) bool {
+		s.(*sql.Stmt).Close()
+		return true
+	})
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("close sqlite store %s: %w", d.path, err)
 	}
