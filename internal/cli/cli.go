@@ -23,6 +23,7 @@ const (
 	ExitChanges    = 1 // differences found
 	ExitError      = 2 // could not run: bad input, missing or tampered baseline, I/O failure
 	ExitIncomplete = 3 // ran, but some entries could not be examined (listed on stderr)
+	ExitTampered   = 4 // evidence verification found tampering
 )
 
 // exitError carries an exit status out of a command. Commands return it
@@ -101,6 +102,7 @@ change with approved change requests.`,
 		newAcceptCmd(e),
 		newShowCmd(e),
 		newWatchCmd(e),
+		newEvidenceCmd(e),
 		newPolicyCmd(e),
 		newKeyCmd(e),
 	)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vigilfim/vigil/internal/baseline"
+	"github.com/vigilfim/vigil/internal/evidence"
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/policy"
@@ -19,6 +21,27 @@ import (
 	"github.com/vigilfim/vigil/internal/scan"
 	"github.com/vigilfim/vigil/internal/signing"
 )
+
+// journalFlags choose where evidence goes.
+type journalFlags struct {
+	store      string
+	noEvidence bool
+	witness    []string
+}
+
+func (f *journalFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.store, "store", "", "evidence store: a SQLite file (default vigil.sqlite beside the baseline) or a postgres:// URL")
+	c.Flags().BoolVar(&f.noEvidence, "no-evidence", false, "do not append to the evidence log (read-only use)")
+	c.Flags().StringSliceVar(&f.witness, "witness", nil, "also copy each evidence checkpoint to this witness directory (repeatable)")
+}
+
+// open opens the evidence journal, or returns nil when evidence is off.
+func (f *journalFlags) open(ctx context.Context, sp statePaths, key *signing.Key) (*journal, error) {
+	if f.noEvidence {
+		return nil, nil
+	}
+	return openJournal(ctx, sp, f.store, key, f.witness)
+}
 
 // stateFlags are the flags every command that touches the baseline has.
 type stateFlags struct {
@@ -152,6 +175,7 @@ func progressFunc(p *progress) func(scan.Progress) {
 
 func newBaselineCmd(e *env) *cobra.Command {
 	var sf stateFlags
+	var jf journalFlags
 	var policyFile, note string
 	var workers int
 	c := &cobra.Command{
@@ -185,6 +209,11 @@ is) and stores a new signed baseline, replacing the previous one atomically.`,
 				return err
 			}
 			defer unlock()
+			j, err := jf.open(c.Context(), sp, key)
+			if err != nil {
+				return err
+			}
+			defer j.close(c.Context())
 			prog := newProgress(e.stderr, e.stderrTTY, 0)
 			pr := &problemPrinter{e: e}
 			sum, err := integrity.Build(c.Context(), sp.db, key.Signer(), pol, src, baselineActor(), note,
@@ -192,6 +221,21 @@ is) and stores a new signed baseline, replacing the previous one atomically.`,
 			prog.done()
 			if err != nil {
 				return err
+			}
+			if j != nil {
+				how := "baseline"
+				if err := j.record(c.Context(), evidence.KindPolicyLoad, e.now(), "", policyEvidence(src, pol, how)); err != nil {
+					return err
+				}
+				if err := j.record(c.Context(), evidence.KindAcceptance, e.now(), "", map[string]any{
+					"action": "baseline", "baseline": sp.db, "generation": sum.Generation, "roots": sum.Roots,
+					"entries": sum.Entries, "problems": pr.n, "note": note,
+				}); err != nil {
+					return err
+				}
+				if err := j.close(c.Context()); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(e.stdout, "baseline %s: %d entries under %s; %d files hashed (%s) in %.1fs\n",
 				sp.db, sum.Entries, joinRoots(sum.Roots), sum.FilesHashed, formatBytes(sum.BytesHashed), float64(sum.DurationMS)/1000)
@@ -203,6 +247,7 @@ is) and stores a new signed baseline, replacing the previous one atomically.`,
 	}
 	sf.register(c)
 	c.Flags().StringVar(&policyFile, "policy", "", "policy file (see docs/policy.md)")
+	jf.register(c)
 	c.Flags().StringVar(&note, "note", "initial baseline", "why this baseline is made, recorded with it")
 	c.Flags().IntVar(&workers, "workers", 0, "concurrent stat and hash workers (default: scanner's choice)")
 	return c
@@ -224,6 +269,7 @@ func (p *problemPrinter) Problem(path string, err error) error {
 
 func newCheckCmd(e *env) *cobra.Command {
 	var sf stateFlags
+	var jf journalFlags
 	var policyFile string
 	var asJSON, full bool
 	var workers int
@@ -258,13 +304,35 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			if err != nil {
 				return err
 			}
+			// With only a public key (an auditor's check) nothing can be
+			// signed, so nothing is recorded.
+			var j *journal
+			if sf.pubkey == "" {
+				key, err := signing.Load(sp.key)
+				if err != nil {
+					return fmt.Errorf("load signing key: %w", err)
+				}
+				if j, err = jf.open(c.Context(), sp, key); err != nil {
+					return err
+				}
+				defer j.close(c.Context())
+			}
+			res := &journaled{inner: results{s}, ctx: c.Context(), j: j, kind: evidence.KindChange, source: "check", now: e.now}
 			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
-			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, results{s})
+			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, res)
 			prog.done()
 			if err != nil {
 				return err
 			}
 			sum.Baseline = sp.db
+			if j != nil {
+				if err := j.record(c.Context(), evidence.KindUserAction, e.now(), "", map[string]any{"action": "check", "summary": sum}); err != nil {
+					return err
+				}
+				if err := j.close(c.Context()); err != nil {
+					return err
+				}
+			}
 			if err := s.finish(&sum); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
@@ -279,6 +347,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 	}
 	sf.register(c)
 	sf.registerPubkey(c)
+	jf.register(c)
 	c.Flags().StringVar(&policyFile, "policy", "", "check with this policy instead of the one stored in the baseline")
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (docs/json.md)")
 	c.Flags().BoolVar(&full, "full", false, "re-hash every file, even with an unchanged fingerprint")
@@ -288,6 +357,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 
 func newAcceptCmd(e *env) *cobra.Command {
 	var sf stateFlags
+	var jf journalFlags
 	var note string
 	var asJSON bool
 	c := &cobra.Command{
@@ -327,9 +397,19 @@ Entries that cannot be read keep their previous state and are reported.`,
 			if err != nil {
 				return err
 			}
-			by := baselineActor()
-			res, err := integrity.Accept(c.Context(), sp.db, key.Signer(), key.Verifier(), pol, paths, by, note, integrity.Options{}, results{s})
+			j, err := jf.open(c.Context(), sp, key)
 			if err != nil {
+				return err
+			}
+			defer j.close(c.Context())
+			by := baselineActor()
+			jr := &journaled{inner: results{s}, ctx: c.Context(), j: j, kind: evidence.KindAcceptance, source: "accept",
+				extra: map[string]any{"note": note, "accepted_by": by, "paths": paths}, now: e.now}
+			res, err := integrity.Accept(c.Context(), sp.db, key.Signer(), key.Verifier(), pol, paths, by, note, integrity.Options{}, jr)
+			if err != nil {
+				return err
+			}
+			if err := j.close(c.Context()); err != nil {
 				return err
 			}
 			if asJSON {
@@ -349,6 +429,7 @@ Entries that cannot be read keep their previous state and are reported.`,
 		},
 	}
 	sf.register(c)
+	jf.register(c)
 	c.Flags().StringVar(&note, "note", "", "why the change is accepted (recorded in the baseline)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the accepted changes as one JSON document")
 	return c

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -14,12 +15,14 @@ import (
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/record"
+	"github.com/vigilfim/vigil/internal/signing"
 	"github.com/vigilfim/vigil/internal/watch"
 	"github.com/vigilfim/vigil/internal/whodata"
 )
 
 func newWatchCmd(e *env) *cobra.Command {
 	var sf stateFlags
+	var jf journalFlags
 	var policyFile, backend string
 	var asJSON, noWho bool
 	var fullEvery time.Duration
@@ -36,14 +39,16 @@ Real-time events come from fanotify (whole file systems, no per-directory
 watches), or inotify where fanotify is not permitted; who-data from the Linux
 audit subsystem. Lost events are never silent: the affected trees are
 rescanned and the loss is reported as a health event.`,
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: func(c *cobra.Command, args []string) (retErr error) {
 			sp, err := sf.resolve()
 			if err != nil {
 				return err
 			}
-			if _, err := openBaseline(sp, sf.pubkey); err != nil { // clear messages for missing/tampered
+			r, err := openBaseline(sp, sf.pubkey) // clear messages for missing/tampered
+			if err != nil {
 				return err
 			}
+			r.Close()
 			v, err := verifierFor(sp, sf.pubkey)
 			if err != nil {
 				return err
@@ -76,7 +81,27 @@ rescanned and the loss is reported as a health event.`,
 			default:
 				return fmt.Errorf("--backend %q: want auto, fanotify or inotify", backend)
 			}
-			out := newWatchSink(e, asJSON)
+			var out monitor.Sink = newWatchSink(e, asJSON)
+			if sf.pubkey == "" && !jf.noEvidence {
+				key, err := signing.Load(sp.key)
+				if err != nil {
+					return fmt.Errorf("load signing key: %w", err)
+				}
+				j, err := jf.open(c.Context(), sp, key)
+				if err != nil {
+					return err
+				}
+				// Sign checkpoints while changes arrive, not only at exit: a
+				// watch runs for months.
+				go j.cpr.Run(c.Context())
+				jw := newJournaledWatch(c.Context(), out, j)
+				out = jw
+				defer func() {
+					if err := errors.Join(jw.close(), j.close(c.Context())); err != nil && retErr == nil {
+						retErr = err
+					}
+				}()
+			}
 			return monitor.Run(c.Context(), monitor.Config{
 				Baseline:  ix,
 				Policy:    pol,
@@ -92,6 +117,7 @@ rescanned and the loss is reported as a health event.`,
 	}
 	sf.register(c)
 	sf.registerPubkey(c)
+	jf.register(c)
 	c.Flags().StringVar(&policyFile, "policy", "", "watch with this policy instead of the one stored in the baseline")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines: the change record plus time, source and who (docs/watch.md)")
 	c.Flags().StringVar(&backend, "backend", "auto", "event source: auto, fanotify or inotify")
