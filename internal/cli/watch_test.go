@@ -121,7 +121,9 @@ func TestWatchReportsStartupAndLiveChangesWithWho(t *testing.T) {
 	if err := os.Chmod(filepath.Join(tree, "conf"), 0o666); err != nil {
 		t.Fatal(err)
 	}
-	await(t, lines, "chmod", func(l watchLine) bool { return l.Path == filepath.Join(tree, "conf") && strings.Contains(strings.Join(l.Changed, ","), "mode") })
+	await(t, lines, "chmod", func(l watchLine) bool {
+		return l.Path == filepath.Join(tree, "conf") && strings.Contains(strings.Join(l.Changed, ","), "mode")
+	})
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("setpriv: %v %s", err, out)
 	}
