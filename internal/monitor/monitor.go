@@ -287,9 +287,11 @@ func (m *Monitor) view(path string, shallow bool) scan.Old {
 	if len(over) == 0 {
 		return base
 	}
-	slices.SortFunc(over, fim.ComparePaths)
+	sortPaths(over)
 	return &overlayOld{base: base, keys: over, overlay: m.overlay}
 }
+
+func sortPaths(p []string) { slices.SortFunc(p, fim.ComparePaths) }
 
 type sliceOld struct {
 	es   []*fim.Entry
