@@ -69,8 +69,9 @@ results=$work/results.tsv
 measure() {
 	local name=$1
 	shift
+	/usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >/dev/null 2>"$work/$name.stderr" || true
 	local out
-	out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1) || true
+	out=$(tail -n1 "$work/time.out")
 	printf '%s\t%s\t%s\n' "$name" "${out% *}" "${out#* }" >>"$results"
 }
 
