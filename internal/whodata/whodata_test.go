@@ -230,10 +230,10 @@ func TestIndexLookup(t *testing.T) {
 
 func TestHasRuleKey(t *testing.T) {
 	for text, want := range map[string]bool{
-		"-w /etc -p wa -k vigil-watch":                          true,
+		"-w /etc -p wa -k vigil-watch":                             true,
 		"-a always,exit -F dir=/etc -F perm=wa -F key=vigil-watch": true,
-		"-w /etc -p wa -k vigil-watch-other":                    false,
-		"-w /etc -p wa -k other":                                false,
+		"-w /etc -p wa -k vigil-watch-other":                       false,
+		"-w /etc -p wa -k other":                                   false,
 	} {
 		if got := hasRuleKey(text, "vigil-watch"); got != want {
 			t.Errorf("hasRuleKey(%q) = %v", text, got)
