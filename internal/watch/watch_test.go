@@ -168,8 +168,14 @@ func TestOperations(t *testing.T) {
 			}
 			for _, s := range steps {
 				s.do()
+				// Events for different paths may arrive in any order.
+				missing := map[string]bool{}
 				for _, want := range s.want {
-					waitFor(t, w, s.name+" "+want, pathIs(want))
+					missing[want] = true
+				}
+				for len(missing) > 0 {
+					e := waitFor(t, w, fmt.Sprintf("%s %v", s.name, missing), func(e Event) bool { return missing[e.Path] })
+					delete(missing, e.Path)
 				}
 			}
 		})
