@@ -293,3 +293,25 @@ func TestInotifyNewDirectoryRescanned(t *testing.T) {
 		t.Errorf("new directory not marked for subtree rescan: %s", describe(e))
 	}
 }
+
+func TestAutoFallbackReported(t *testing.T) {
+	root := t.TempDir()
+	w := startWatcher(t, root, Options{NoWhoData: true, refuseFanotify: true})
+	if w.Backend() != SourceInotify {
+		t.Fatalf("backend = %s, want inotify", w.Backend())
+	}
+	if e := <-w.Events(); e.Health == nil || e.Health.Kind != HealthStarted {
+		t.Fatalf("first event %s", describe(e))
+	}
+	e := <-w.Events()
+	if e.Health == nil || e.Health.Kind != HealthFallback || !strings.Contains(e.Health.Message, "not permitted") {
+		t.Fatalf("second event %s, want a fallback health event", describe(e))
+	}
+	f := filepath.Join(root, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitFor(t, w, f, pathIs(f)); e.Source != SourceInotify {
+		t.Errorf("source = %s", e.Source)
+	}
+}

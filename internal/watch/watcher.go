@@ -47,6 +47,8 @@ type Options struct {
 	LimitedQueue bool
 	// maxPending overrides defaultMaxPending (tests).
 	maxPending int
+	// refuseFanotify makes fanotify fail as if not permitted (tests).
+	refuseFanotify bool
 }
 
 // Stats counts the watcher's work.
@@ -152,6 +154,10 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 func openBackend(roots []string, opts Options) (backend, Source, []Event, error) {
 	if opts.Backend != BackendInotify {
 		fb, err := fanotify.Open(roots, fanotify.Options{LimitedQueue: opts.LimitedQueue, Descend: opts.Descend})
+		if err == nil && opts.refuseFanotify {
+			fb.Close()
+			fb, err = nil, fmt.Errorf("%w: fanotify_init: operation not permitted (simulated)", fanotify.ErrUnsupported)
+		}
 		if err == nil {
 			return fb, SourceFanotify, nil, nil
 		}
