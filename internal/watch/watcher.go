@@ -86,7 +86,8 @@ type Watcher struct {
 
 // New starts watching roots (absolute paths; nested roots are merged). It
 // returns once the backend is in place: any change after New returns is
-// reported. Events are delivered until ctx is done or Close is called.
+// reported. Events are delivered until ctx is done or Close is called;
+// Close must be called either way, since it removes the audit rules.
 func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 	roots, err := normalizeRoots(roots)
 	if err != nil {
