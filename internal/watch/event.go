@@ -37,6 +37,16 @@ const (
 // to decide what changed.
 type Op = fsevent.Op
 
+// Op bits, re-exported for callers.
+const (
+	OpCreate     = fsevent.Create
+	OpWrite      = fsevent.Write
+	OpCloseWrite = fsevent.CloseWrite
+	OpRemove     = fsevent.Remove
+	OpRename     = fsevent.Rename
+	OpAttrib     = fsevent.Attrib
+)
+
 // Event asks the caller to look at Path again, or reports on the watcher's
 // health (Health != nil, Path empty).
 type Event struct {

@@ -315,3 +315,44 @@ func TestAutoFallbackReported(t *testing.T) {
 		t.Errorf("source = %s", e.Source)
 	}
 }
+
+func TestModifiedAndRestoredReported(t *testing.T) {
+	root := t.TempDir()
+	f := filepath.Join(root, "f")
+	if err := os.WriteFile(f, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatcher(t, root, Options{NoWhoData: true})
+	if err := os.WriteFile(f, []byte("evil"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The content is back to the baseline; the event must still come,
+	// with a count that tells the caller something touched the file.
+	e := waitFor(t, w, f, pathIs(f))
+	if e.Count == 0 || e.Ops&(OpWrite|OpCloseWrite) == 0 {
+		t.Errorf("event %+v: no count or write hint", e)
+	}
+}
+
+func TestAuditLossRescans(t *testing.T) {
+	root := t.TempDir()
+	w := startWatcher(t, root, Options{NoWhoData: true})
+	w.onNotice(whodata.Notice{Kind: whodata.NoticeLost, Lost: 5, Reason: "audit records lost"})
+	e := waitFor(t, w, "degraded", func(e Event) bool {
+		return e.Health != nil && e.Health.Kind == HealthAttributionDegraded
+	})
+	if e.Health.Dropped != 5 {
+		t.Errorf("dropped = %d", e.Health.Dropped)
+	}
+	waitFor(t, w, "rescan health", func(e Event) bool { return e.Health != nil && e.Health.Kind == HealthRescan })
+	e = waitFor(t, w, "rescan", func(e Event) bool { return e.Health == nil && e.Rescan && e.Path == root })
+	if e.Source != SourceRescan || e.Who != nil {
+		t.Errorf("rescan event %+v", e)
+	}
+	if s := w.Stats(); s.AuditLost != 5 || s.Rescans != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
