@@ -116,8 +116,10 @@ func Open(roots []string, opts Options) (_ *Backend, err error) {
 // root that does not exist yet is watched through its nearest existing
 // ancestor (events are filtered by path, so it is seen once created).
 func (b *Backend) mark(root string) error {
-	root = existingAncestor(root)
-	mfd, err := unix.Open(root, unix.O_PATH|unix.O_CLOEXEC, 0)
+	root = existingDir(root)
+	// Not O_PATH: open_by_handle_at refuses an O_PATH descriptor as its
+	// mount fd, and every directory outside the cache is resolved with it.
+	mfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open root %s: %w", root, err)
 	}
@@ -138,9 +140,11 @@ func (b *Backend) mark(root string) error {
 	return nil
 }
 
-func existingAncestor(p string) string {
+// existingDir returns p if it is a directory, else its nearest existing
+// ancestor directory (a root that is a file, or does not exist yet).
+func existingDir(p string) string {
 	for {
-		if _, err := os.Lstat(p); err == nil || p == "/" || p == "." {
+		if fi, err := os.Lstat(p); (err == nil && fi.IsDir()) || p == "/" || p == "." {
 			return p
 		}
 		p = filepath.Dir(p)
