@@ -356,3 +356,48 @@ func TestAuditLossRescans(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func TestFileAndMissingRoots(t *testing.T) {
+	for _, backend := range []BackendKind{BackendFanotify, BackendInotify} {
+		t.Run(backend.String(), func(t *testing.T) {
+			needRoot(t)
+			dir := t.TempDir()
+			file := filepath.Join(dir, "app.conf")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			missing := filepath.Join(dir, "later.d")
+			w, err := New(t.Context(), []string{file, missing}, Options{Backend: backend, NoWhoData: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				w.Close()
+				for range w.Events() {
+				}
+			}()
+			sibling := filepath.Join(dir, "sibling")
+			if err := os.WriteFile(sibling, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(missing, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			inner := filepath.Join(missing, "x")
+			if err := os.WriteFile(inner, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{file: true, missing: true}
+			for len(want) > 0 {
+				e := waitFor(t, w, fmt.Sprint(want), func(e Event) bool { return e.Health == nil })
+				if e.Path == sibling {
+					t.Fatalf("event outside the roots: %s", e.Path)
+				}
+				delete(want, e.Path)
+			}
+		})
+	}
+}
