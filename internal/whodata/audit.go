@@ -29,7 +29,7 @@ const (
 	DefaultAuditLock = "/run/vigil/audit.lock"
 	// backlogLimit raises the kernel's audit queue (default 64) when Vigil
 	// is the audit listener, as auditd does (-b 8192): bursts of writes
-	// otherwise lose records. Never lowered.
+	// otherwise lose records. Never lowered; restored on close.
 	backlogLimit = 8192
 	// rawQueue is the number of messages buffered between the receive and
 	// the parse goroutines; when parsing falls behind, messages are dropped
@@ -92,6 +92,9 @@ type auditSource struct {
 	enabledByUs bool
 	restoreWait bool
 	oldWait     int32
+	// restoreLimit: the backlog limit was raised and is put back on close.
+	restoreLimit bool
+	oldLimit     uint32
 
 	raw     chan rawMsg
 	closing atomic.Bool
@@ -140,6 +143,7 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 		if err := a.ctl.SetBacklogLimit(backlogLimit, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("set audit backlog limit: %w", err)
 		}
+		a.restoreLimit, a.oldLimit = true, st.BacklogLimit
 	}
 	// With a full backlog the kernel makes every audited task wait (60 s
 	// by default) for the listener: a burst of writes in a watched tree
@@ -452,6 +456,11 @@ func (a *auditSource) release() error {
 		if a.restoreWait {
 			if err := a.ctl.SetBacklogWaitTime(a.oldWait, libaudit.WaitForReply); err != nil {
 				errs = append(errs, fmt.Errorf("restore audit backlog wait time: %w", err))
+			}
+		}
+		if a.restoreLimit {
+			if err := a.ctl.SetBacklogLimit(a.oldLimit, libaudit.WaitForReply); err != nil {
+				errs = append(errs, fmt.Errorf("restore audit backlog limit: %w", err))
 			}
 		}
 		if a.enabledByUs {

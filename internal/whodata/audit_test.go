@@ -41,6 +41,7 @@ func needRoot(t *testing.T) {
 // lockAuditTests.
 func startAttributor(t *testing.T, root string) *Attributor {
 	t.Helper()
+	before := auditStatus(t)
 	a, err := NewAttributor(t.Context(), Options{
 		Roots:     []string{root},
 		AuditKey:  testKey,
@@ -64,6 +65,11 @@ func startAttributor(t *testing.T, root string) *Attributor {
 		}
 		if len(rules) != 0 {
 			t.Errorf("rules left after close: %q", rules)
+		}
+		after := auditStatus(t)
+		if after.Enabled != before.Enabled || after.BacklogLimit != before.BacklogLimit ||
+			after.BacklogWaitTime != before.BacklogWaitTime || after.PID != before.PID {
+			t.Errorf("audit status not restored: before %+v, after %+v", before, after)
 		}
 	})
 	return a
@@ -146,4 +152,18 @@ func TestAuditBusyLock(t *testing.T) {
 	if w.Attribution != AttributionUnavailable || w.Reason == "" {
 		t.Errorf("no pid = %+v", w)
 	}
+}
+
+func auditStatus(t *testing.T) *libaudit.AuditStatus {
+	t.Helper()
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.GetStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
