@@ -149,7 +149,7 @@ func latency(root string, opts watch.Options, rate int, dur time.Duration) error
 		select {
 		case e := <-w.Events():
 			if e.Health != nil {
-				fmt.Printf("health %s: %s\n", e.Health.Kind, e.Health.Message)
+				fmt.Printf("health %s: %s (dropped %d)\n", e.Health.Kind, e.Health.Message, e.Health.Dropped)
 				continue
 			}
 			now := time.Now()
@@ -190,9 +190,10 @@ func writer(root string, rate, n int) error {
 	defer tick.Stop()
 	for i := range n {
 		<-tick.C
-		fd, err := unix.Open(filepath.Join(root, strconv.Itoa(i)), unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
+		p := filepath.Join(root, strconv.Itoa(i))
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return err
+			return fmt.Errorf("open %s: %w", p, err)
 		}
 		unix.Write(fd, []byte("x"))
 		unix.Close(fd)

@@ -1,10 +1,12 @@
 package watch
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/vigilfim/vigil/internal/watch/fsevent"
+	"github.com/vigilfim/vigil/internal/whodata"
 )
 
 func TestCoalescer(t *testing.T) {
@@ -82,5 +84,30 @@ func TestCoalescerMultipleWriters(t *testing.T) {
 	got := c.due(now.Add(time.Second))
 	if len(got) != 1 || !got[0].multi || got[0].pid != 11 || !got[0].rescan || got[0].ops != fsevent.Write|fsevent.Attrib {
 		t.Fatalf("got %+v", got[0])
+	}
+}
+
+func TestEventMeta(t *testing.T) {
+	at := time.Date(2026, 11, 23, 16, 0, 0, 123456789, time.FixedZone("x", 3600))
+	tests := []struct {
+		name string
+		ev   Event
+		want string
+	}{
+		{"rescan", Event{Time: at, Source: SourceRescan},
+			`{"time":"2026-11-23T15:00:00.123456789Z","source":"rescan","who":{"attribution":"unavailable","reason":"found by a rescan after lost events"}}`},
+		{"startup", Event{Time: at, Source: SourceStartup},
+			`{"time":"2026-11-23T15:00:00.123456789Z","source":"startup","who":{"attribution":"unavailable","reason":"found by the start-up check: changed while not watched"}}`},
+		{"attributed", Event{Time: at, Source: SourceFanotify, Who: &whodata.Who{Attribution: whodata.AttributionAudit, PID: 9}},
+			`{"time":"2026-11-23T15:00:00.123456789Z","source":"fanotify","who":{"attribution":"audit","pid":9}}`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.ev.Meta())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, b, tt.want)
+		}
 	}
 }

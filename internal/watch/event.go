@@ -37,6 +37,16 @@ const (
 // to decide what changed.
 type Op = fsevent.Op
 
+// Op bits, re-exported for callers.
+const (
+	OpCreate     = fsevent.Create
+	OpWrite      = fsevent.Write
+	OpCloseWrite = fsevent.CloseWrite
+	OpRemove     = fsevent.Remove
+	OpRename     = fsevent.Rename
+	OpAttrib     = fsevent.Attrib
+)
+
 // Event asks the caller to look at Path again, or reports on the watcher's
 // health (Health != nil, Path empty).
 type Event struct {
@@ -95,4 +105,29 @@ type Health struct {
 	Dropped uint64 `json:"dropped,omitempty"`
 	// Roots are the roots affected (rescan, overflow).
 	Roots []string `json:"roots,omitempty"`
+}
+
+// Meta is what `vigil watch --json` adds to a change record found through
+// an event: "time" (RFC 3339 with nanoseconds, UTC), "source" and "who".
+type Meta struct {
+	Time   string       `json:"time"`
+	Source Source       `json:"source"`
+	Who    *whodata.Who `json:"who"`
+}
+
+// Meta returns the record fields for e. Who is never null: a change the
+// watcher cannot attribute (a rescan after lost events, or who-data turned
+// off) carries an explicit "unavailable" marker with the reason.
+func (e Event) Meta() Meta {
+	who := e.Who
+	switch {
+	case who != nil:
+	case e.Source == SourceRescan:
+		who = whodata.Unavailable("found by a rescan after lost events")
+	case e.Source == SourceStartup:
+		who = whodata.Unavailable("found by the start-up check: changed while not watched")
+	default:
+		who = whodata.Unavailable("who-data not collected")
+	}
+	return Meta{Time: e.Time.UTC().Format(time.RFC3339Nano), Source: e.Source, Who: who}
 }

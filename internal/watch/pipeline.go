@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigilfim/vigil/internal/watch/fsevent"
@@ -51,6 +52,11 @@ func (w *Watcher) coalesce(ctx context.Context, raws <-chan fsevent.Raw, ready c
 			}
 		case now := <-tick.C:
 			for _, p := range c.due(now) {
+				if p.source == SourceRescan {
+					h := w.health(HealthRescan, 0, "rescan requested for "+p.path)
+					h.Health.Roots = []string{p.path}
+					queue = append(queue, item{ev: &h})
+				}
 				queue = append(queue, item{p: p})
 			}
 		case out <- head:
@@ -90,16 +96,18 @@ func (w *Watcher) requestRescan(c *coalescer, roots []string, now time.Time) {
 	}
 }
 
-// deliver attributes due paths and sends events to the consumer, in the
-// order the coalescer handed them over. Attribution may wait for a late
-// audit record (up to the grace period), so up to maxInflight events are
-// attributed concurrently: a stream of changes that audit never records
-// (say, writes by Vigil itself, which audit exempts as the listener) costs
-// each of them the grace period in latency, not the pipeline its
-// throughput.
+// deliver attributes due paths and sends events to the consumer.
+// Attribution may wait for a late audit record (up to the grace period),
+// so up to maxInflight events are attributed concurrently and each is sent
+// as soon as it is ready: a change audit never recorded (a lost record,
+// or a write by Vigil itself) costs its own event the grace period, not
+// every event behind it. Events for one path keep their order, so a
+// caller never checks a path for an older event after a newer one.
 func (w *Watcher) deliver(ctx context.Context, ready <-chan item) {
 	defer close(w.out)
+	var wg sync.WaitGroup
 	defer func() {
+		wg.Wait()
 		msg := "watcher stopped"
 		if err := w.Err(); err != nil {
 			msg = fmt.Sprintf("watcher failed: %v", err)
@@ -109,70 +117,71 @@ func (w *Watcher) deliver(ctx context.Context, ready <-chan item) {
 		default: // nobody reads any more
 		}
 	}()
-	inflight := make(chan *slot, maxInflight)
-	go func() {
-		defer close(inflight)
-		for it := range ready {
-			for _, s := range w.prepare(ctx, it) {
-				select {
-				case inflight <- s:
-				case <-ctx.Done():
-					return
-				}
+	sem := make(chan struct{}, maxInflight)
+	var mu sync.Mutex
+	last := make(map[string]chan struct{}) // path → done of its latest event in flight
+	for it := range ready {
+		ev, q, attribute := w.prepare(it)
+		if !attribute {
+			if !w.send(ctx, ev) {
+				return
 			}
+			continue
 		}
-	}()
-	for s := range inflight {
-		if s.done != nil {
-			<-s.done
-		}
-		if !w.send(ctx, s.ev) {
-			for s := range inflight { // let the producer and attributions finish
-				if s.done != nil {
-					<-s.done
-				}
-			}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 			return
 		}
+		done := make(chan struct{})
+		mu.Lock()
+		prev := last[ev.Path]
+		last[ev.Path] = done
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer func() {
+				close(done)
+				mu.Lock()
+				if last[ev.Path] == done {
+					delete(last, ev.Path)
+				}
+				mu.Unlock()
+			}()
+			if w.who != nil {
+				ev.Who = w.who.Attribute(ctx, q)
+			}
+			if prev != nil {
+				<-prev
+			}
+			w.send(ctx, ev)
+		}()
 	}
 }
 
 // maxInflight bounds the events being attributed at once.
 const maxInflight = 1024
 
-// slot is an event on its way out; done is closed once Who is set.
-type slot struct {
-	ev   Event
-	done chan struct{}
-}
-
-// prepare turns an item into the events to deliver, starting attribution.
-func (w *Watcher) prepare(ctx context.Context, it item) []*slot {
+// prepare turns an item into an event, and says whether it is a change to
+// attribute (q) or an event to send as is. A rescan is preceded by its
+// health event, sent from here.
+func (w *Watcher) prepare(it item) (ev Event, q whodata.Query, attribute bool) {
 	if it.ev != nil {
-		return []*slot{{ev: *it.ev}}
+		return *it.ev, q, false
 	}
 	p := it.p
-	ev := Event{Time: p.last, First: p.first, Path: p.path, Source: p.source, Rescan: p.rescan,
+	ev = Event{Time: p.last, First: p.first, Path: p.path, Source: p.source, Rescan: p.rescan,
 		Count: p.count, Ops: p.ops, MultipleWriters: p.multi}
 	if p.source == SourceRescan {
 		w.stats.rescans.Add(1)
-		h := w.health(HealthRescan, 0, "rescan requested for "+p.path)
-		h.Health.Roots = []string{p.path}
 		ev.Count = 0 // not kernel events
-		return []*slot{{ev: h}, {ev: ev}}
+		return ev, q, false
 	}
 	w.stats.events.Add(1)
 	w.stats.merged.Add(uint64(p.count))
-	s := &slot{ev: ev}
-	if w.who != nil {
-		s.done = make(chan struct{})
-		q := whodata.Query{Path: p.path, PID: p.pid, Since: p.first, Until: p.last}
-		go func() {
-			defer close(s.done)
-			s.ev.Who = w.who.Attribute(ctx, q)
-		}()
-	}
-	return []*slot{s}
+	return ev, whodata.Query{Path: p.path, PID: p.pid, Since: p.first, Until: p.last}, true
 }
 
 func (w *Watcher) send(ctx context.Context, e Event) bool {

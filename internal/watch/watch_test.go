@@ -168,8 +168,14 @@ func TestOperations(t *testing.T) {
 			}
 			for _, s := range steps {
 				s.do()
+				// Events for different paths may arrive in any order.
+				missing := map[string]bool{}
 				for _, want := range s.want {
-					waitFor(t, w, s.name+" "+want, pathIs(want))
+					missing[want] = true
+				}
+				for len(missing) > 0 {
+					e := waitFor(t, w, fmt.Sprintf("%s %v", s.name, missing), func(e Event) bool { return missing[e.Path] })
+					delete(missing, e.Path)
 				}
 			}
 		})
@@ -285,5 +291,113 @@ func TestInotifyNewDirectoryRescanned(t *testing.T) {
 	e := waitFor(t, w, "rescan of new dir", pathIs(d))
 	if !e.Rescan {
 		t.Errorf("new directory not marked for subtree rescan: %s", describe(e))
+	}
+}
+
+func TestAutoFallbackReported(t *testing.T) {
+	root := t.TempDir()
+	w := startWatcher(t, root, Options{NoWhoData: true, refuseFanotify: true})
+	if w.Backend() != SourceInotify {
+		t.Fatalf("backend = %s, want inotify", w.Backend())
+	}
+	if e := <-w.Events(); e.Health == nil || e.Health.Kind != HealthStarted {
+		t.Fatalf("first event %s", describe(e))
+	}
+	e := <-w.Events()
+	if e.Health == nil || e.Health.Kind != HealthFallback || !strings.Contains(e.Health.Message, "not permitted") {
+		t.Fatalf("second event %s, want a fallback health event", describe(e))
+	}
+	f := filepath.Join(root, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitFor(t, w, f, pathIs(f)); e.Source != SourceInotify {
+		t.Errorf("source = %s", e.Source)
+	}
+}
+
+func TestModifiedAndRestoredReported(t *testing.T) {
+	root := t.TempDir()
+	f := filepath.Join(root, "f")
+	if err := os.WriteFile(f, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatcher(t, root, Options{NoWhoData: true})
+	if err := os.WriteFile(f, []byte("evil"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The content is back to the baseline; the event must still come,
+	// with a count that tells the caller something touched the file.
+	e := waitFor(t, w, f, pathIs(f))
+	if e.Count == 0 || e.Ops&(OpWrite|OpCloseWrite) == 0 {
+		t.Errorf("event %+v: no count or write hint", e)
+	}
+}
+
+func TestAuditLossRescans(t *testing.T) {
+	root := t.TempDir()
+	w := startWatcher(t, root, Options{NoWhoData: true})
+	w.onNotice(whodata.Notice{Kind: whodata.NoticeLost, Lost: 5, Reason: "audit records lost"})
+	e := waitFor(t, w, "degraded", func(e Event) bool {
+		return e.Health != nil && e.Health.Kind == HealthAttributionDegraded
+	})
+	if e.Health.Dropped != 5 {
+		t.Errorf("dropped = %d", e.Health.Dropped)
+	}
+	waitFor(t, w, "rescan health", func(e Event) bool { return e.Health != nil && e.Health.Kind == HealthRescan })
+	e = waitFor(t, w, "rescan", func(e Event) bool { return e.Health == nil && e.Rescan && e.Path == root })
+	if e.Source != SourceRescan || e.Who != nil {
+		t.Errorf("rescan event %+v", e)
+	}
+	if s := w.Stats(); s.AuditLost != 5 || s.Rescans != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestFileAndMissingRoots(t *testing.T) {
+	for _, backend := range []BackendKind{BackendFanotify, BackendInotify} {
+		t.Run(backend.String(), func(t *testing.T) {
+			needRoot(t)
+			dir := t.TempDir()
+			file := filepath.Join(dir, "app.conf")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			missing := filepath.Join(dir, "later.d")
+			w, err := New(t.Context(), []string{file, missing}, Options{Backend: backend, NoWhoData: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				w.Close()
+				for range w.Events() {
+				}
+			}()
+			sibling := filepath.Join(dir, "sibling")
+			if err := os.WriteFile(sibling, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(missing, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			inner := filepath.Join(missing, "x")
+			if err := os.WriteFile(inner, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{file: true, missing: true}
+			for len(want) > 0 {
+				e := waitFor(t, w, fmt.Sprint(want), func(e Event) bool { return e.Health == nil })
+				if e.Path == sibling {
+					t.Fatalf("event outside the roots: %s", e.Path)
+				}
+				delete(want, e.Path)
+			}
+		})
 	}
 }

@@ -47,6 +47,8 @@ type Options struct {
 	LimitedQueue bool
 	// maxPending overrides defaultMaxPending (tests).
 	maxPending int
+	// refuseFanotify makes fanotify fail as if not permitted (tests).
+	refuseFanotify bool
 }
 
 // Stats counts the watcher's work.
@@ -84,7 +86,8 @@ type Watcher struct {
 
 // New starts watching roots (absolute paths; nested roots are merged). It
 // returns once the backend is in place: any change after New returns is
-// reported. Events are delivered until ctx is done or Close is called.
+// reported. Events are delivered until ctx is done or Close is called;
+// Close must be called either way, since it removes the audit rules.
 func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 	roots, err := normalizeRoots(roots)
 	if err != nil {
@@ -152,6 +155,10 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 func openBackend(roots []string, opts Options) (backend, Source, []Event, error) {
 	if opts.Backend != BackendInotify {
 		fb, err := fanotify.Open(roots, fanotify.Options{LimitedQueue: opts.LimitedQueue, Descend: opts.Descend})
+		if err == nil && opts.refuseFanotify {
+			fb.Close()
+			fb, err = nil, fmt.Errorf("%w: fanotify_init: operation not permitted (simulated)", fanotify.ErrUnsupported)
+		}
 		if err == nil {
 			return fb, SourceFanotify, nil, nil
 		}

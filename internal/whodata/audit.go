@@ -1,3 +1,5 @@
+//go:build linux
+
 package whodata
 
 import (
@@ -17,62 +19,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Defaults for the audit source.
 const (
-	// DefaultAuditKey tags Vigil's audit rules. It is distinctive so that
-	// cleanup never touches rules someone else installed.
-	DefaultAuditKey = "vigil-watch"
-	// DefaultAuditLock serialises audit ownership between Vigil processes:
-	// rules are keyed per host, so two watchers would delete each other's.
-	// flock is released by the kernel when a process dies, so a lock that
-	// can be taken means any rules with our key are left over from a crash.
-	DefaultAuditLock = "/run/vigil/audit.lock"
 	// backlogLimit raises the kernel's audit queue (default 64) when Vigil
 	// is the audit listener, as auditd does (-b 8192): bursts of writes
-	// otherwise lose records. Never lowered.
+	// otherwise lose records. Never lowered; restored on close.
 	backlogLimit = 8192
 	// rawQueue is the number of messages buffered between the receive and
 	// the parse goroutines; when parsing falls behind, messages are dropped
 	// and counted rather than stalling the socket (the kernel would then
 	// drop too, or worse, make writers wait).
 	rawQueue = 16384
-	// ringSize is the number of audit records kept for joining.
-	ringSize = 16384
 	// statusEvery is how often the kernel's lost counter is polled.
 	statusEvery = time.Second
 )
-
-// Sentinel errors of the audit source; callers degrade attribution on them.
-var (
-	ErrAuditBusy      = errors.New("audit owned by another vigil process")
-	ErrAuditImmutable = errors.New("audit configuration is locked (enabled=2)")
-)
-
-// NoticeKind classifies a Notice.
-type NoticeKind int
-
-// Notice kinds.
-const (
-	// NoticeLost: audit records were lost (kernel backlog, socket buffer or
-	// our own queue); some changes may lack attribution.
-	NoticeLost NoticeKind = iota + 1
-	// NoticeFailed: the audit source stopped; attribution falls back to
-	// /proc from now on.
-	NoticeFailed
-)
-
-// Notice reports a change in the health of attribution.
-type Notice struct {
-	Kind   NoticeKind
-	Lost   uint64 // records lost since the previous notice
-	Reason string
-}
-
-type auditConfig struct {
-	roots    []string
-	key      string
-	lockPath string
-}
 
 // auditSource owns Vigil's audit rules and reads audit records into an
 // index: one goroutine receives (and only copies), one parses and indexes,
@@ -92,6 +51,9 @@ type auditSource struct {
 	enabledByUs bool
 	restoreWait bool
 	oldWait     int32
+	// restoreLimit: the backlog limit was raised and is put back on close.
+	restoreLimit bool
+	oldLimit     uint32
 
 	raw     chan rawMsg
 	closing atomic.Bool
@@ -140,6 +102,7 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 		if err := a.ctl.SetBacklogLimit(backlogLimit, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("set audit backlog limit: %w", err)
 		}
+		a.restoreLimit, a.oldLimit = true, st.BacklogLimit
 	}
 	// With a full backlog the kernel makes every audited task wait (60 s
 	// by default) for the listener: a burst of writes in a watched tree
@@ -269,22 +232,6 @@ func keyRules(c *libaudit.AuditClient, key string) ([]keyRule, error) {
 		}
 	}
 	return out, nil
-}
-
-// hasRuleKey reports whether an auditctl-style rule carries key.
-func hasRuleKey(text, key string) bool {
-	f := strings.Fields(text)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "-k" && f[i+1] == key {
-			return true
-		}
-	}
-	for _, w := range f {
-		if w == "key="+key {
-			return true
-		}
-	}
-	return false
 }
 
 // AuditRules lists the audit rules tagged key, in auditctl syntax. It is
@@ -452,6 +399,11 @@ func (a *auditSource) release() error {
 		if a.restoreWait {
 			if err := a.ctl.SetBacklogWaitTime(a.oldWait, libaudit.WaitForReply); err != nil {
 				errs = append(errs, fmt.Errorf("restore audit backlog wait time: %w", err))
+			}
+		}
+		if a.restoreLimit {
+			if err := a.ctl.SetBacklogLimit(a.oldLimit, libaudit.WaitForReply); err != nil {
+				errs = append(errs, fmt.Errorf("restore audit backlog limit: %w", err))
 			}
 		}
 		if a.enabledByUs {

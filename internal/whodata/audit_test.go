@@ -1,3 +1,5 @@
+//go:build linux
+
 package whodata
 
 import (
@@ -5,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	libaudit "github.com/elastic/go-libaudit/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,9 +39,11 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// startAttributor starts audit attribution for root; the caller holds
+// lockAuditTests.
 func startAttributor(t *testing.T, root string) *Attributor {
 	t.Helper()
-	lockAuditTests(t)
+	before := auditStatus(t)
 	a, err := NewAttributor(t.Context(), Options{
 		Roots:     []string{root},
 		AuditKey:  testKey,
@@ -62,12 +68,18 @@ func startAttributor(t *testing.T, root string) *Attributor {
 		if len(rules) != 0 {
 			t.Errorf("rules left after close: %q", rules)
 		}
+		after := auditStatus(t)
+		if after.Enabled != before.Enabled || after.BacklogLimit != before.BacklogLimit ||
+			after.BacklogWaitTime != before.BacklogWaitTime || after.PID != before.PID {
+			t.Errorf("audit status not restored: before %+v, after %+v", before, after)
+		}
 	})
 	return a
 }
 
 func TestAuditShortLivedWriter(t *testing.T) {
 	needRoot(t)
+	lockAuditTests(t)
 	dir := t.TempDir()
 	a := startAttributor(t, dir)
 	f := filepath.Join(dir, "f")
@@ -89,4 +101,71 @@ func TestAuditShortLivedWriter(t *testing.T) {
 		t.Errorf("cmdline = %q", w.Cmdline)
 	}
 	t.Logf("who: %+v", *w)
+}
+
+func TestAuditStaleRulesRemovedAtStart(t *testing.T) {
+	needRoot(t)
+	lockAuditTests(t)
+	// A rule left behind by a killed watcher.
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := t.TempDir()
+	if err := addWatchRule(c, stale, testKey); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	c.Close()
+	root := t.TempDir()
+	a := startAttributor(t, root)
+	_ = a
+	rules, err := AuditRules(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 1 || !strings.Contains(rules[0], root) {
+		t.Errorf("rules = %q, want one for %s", rules, root)
+	}
+}
+
+func TestAuditBusyLock(t *testing.T) {
+	needRoot(t)
+	lockAuditTests(t)
+	lock := filepath.Join(t.TempDir(), "audit.lock")
+	f, err := lockFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := NewAttributor(t.Context(), Options{Roots: []string{t.TempDir()}, AuditKey: testKey, AuditLock: lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if ok, why := a.AuditStatus(); ok || !strings.Contains(why, ErrAuditBusy.Error()) {
+		t.Errorf("audit status %v %q, want busy", ok, why)
+	}
+	w := a.Attribute(t.Context(), Query{Path: "/x", PID: os.Getpid(), Since: time.Now(), Until: time.Now()})
+	if w.Attribution != AttributionProc || w.PID != os.Getpid() || w.Exe == "" {
+		t.Errorf("fallback = %+v", w)
+	}
+	w = a.Attribute(t.Context(), Query{Path: "/x", Since: time.Now(), Until: time.Now()})
+	if w.Attribution != AttributionUnavailable || w.Reason == "" {
+		t.Errorf("no pid = %+v", w)
+	}
+}
+
+func auditStatus(t *testing.T) *libaudit.AuditStatus {
+	t.Helper()
+	c, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.GetStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -3,6 +3,7 @@ package whodata
 import (
 	"encoding/hex"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,12 +67,15 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 	r.who.Cwd = cwd
 	for _, n := range names {
 		if !path.IsAbs(n) {
-			if cwd == "" {
+			if !path.IsAbs(cwd) {
 				continue // relative to an unknown directory: not joinable
 			}
 			n = path.Join(cwd, n)
 		}
-		r.paths = append(r.paths, path.Clean(n))
+		n = path.Clean(n)
+		if !slices.Contains(r.paths, n) { // a rename names the parent twice
+			r.paths = append(r.paths, n)
+		}
 	}
 	return &r
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fanotify
 
 import (
@@ -201,4 +203,40 @@ func TestPrefilledDirRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, out, filepath.Join(root, "old"), filepath.Join(root, "new"), filepath.Join(root, "new/sub/f"))
+}
+
+func TestFileAndMissingRoots(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.conf")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "later.d")
+	b, err := Open([]string{file, missing}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan fsevent.Raw, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, out) }()
+	defer func() { cancel(); <-done; b.Close() }()
+	if err := os.WriteFile(filepath.Join(dir, "sibling"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(missing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(missing, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range await(t, out, file, missing, filepath.Join(missing, "x")) {
+		if r.Path == filepath.Join(dir, "sibling") {
+			t.Errorf("event for a path outside the roots: %s", r.Path)
+		}
+	}
 }
