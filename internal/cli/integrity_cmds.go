@@ -278,7 +278,8 @@ func newCheckCmd(e *env) *cobra.Command {
 		Short: "Compare the monitored trees with the baseline",
 		Long: `Compares the trees the baseline covers (or only the PATHs given) with it and
 reports every difference. Files whose size, times, inode and device are
-unchanged are not re-read unless --full is given.
+unchanged are not re-read (content, extended attributes, ACL: each of
+those changes moves ctime) unless --full is given.
 
 Exit status: 0 no differences, 1 differences found, 2 error (including a
 missing, damaged or tampered baseline), 3 some entries could not be examined.`,

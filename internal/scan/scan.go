@@ -182,6 +182,7 @@ func Run(ctx context.Context, pol *policy.Policy, old Old, opt Options, fn func(
 		queue:    queue,
 		jobs:     jobs,
 		rootDevs: map[*policy.Rule]uint64{},
+		full:     opt.Full,
 	}
 	g.Go(func() error {
 		defer close(queue)

@@ -72,6 +72,8 @@ type walker struct {
 	queue    chan<- *slot
 	jobs     chan<- *slot
 	rootDevs map[*policy.Rule]uint64
+	// full: read everything, reusing nothing from the baseline.
+	full bool
 }
 
 func (w *walker) run() error {
@@ -248,7 +250,17 @@ func (w *walker) walkDir(pl place, name, path string, rule *policy.Rule, old *fi
 	if rule != nil {
 		what = rule.Check.Attrs
 	}
-	st, serr := d.Stat(what)
+	// As for files (see process): an unchanged fingerprint means unchanged
+	// extended attributes and ACL.
+	reuseXattrs := !w.full && old != nil && (what.Has(fim.AttrXattrs) || what.Has(fim.AttrACL))
+	st, serr := d.Stat(what.Without(fim.AttrXattrs).Without(fim.AttrACL))
+	if st != nil && serr == nil && (what.Has(fim.AttrXattrs) || what.Has(fim.AttrACL)) {
+		if reuseXattrs && old.Type == st.Type && old.Fingerprint() == st.Fingerprint() {
+			st.Xattrs, st.ACL = old.Xattrs, old.ACL
+		} else {
+			st, serr = d.Stat(what)
+		}
+	}
 	if st == nil {
 		if err := w.ready(Item{Path: path, Status: Failed, Old: old, OldTag: tag, Rule: rule, Err: serr}); err != nil {
 			return err

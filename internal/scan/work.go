@@ -37,12 +37,28 @@ func work(ctx context.Context, jobs <-chan *slot, full bool, hashed *atomic.Int6
 func process(ctx context.Context, s *slot, full bool, progress func(int64)) {
 	it := &s.item
 	rule := it.Rule
-	var e *fim.Entry
-	var err error
-	if s.dir != nil {
-		e, err = s.dir.d.Lstat(s.name, it.Path, rule.Check.Attrs)
-	} else {
-		e, err = fsys.LstatAttrs(it.Path, rule.Check.Attrs)
+	lstat := func(what fim.AttrSet) (*fim.Entry, error) {
+		if s.dir != nil {
+			return s.dir.d.Lstat(s.name, it.Path, what)
+		}
+		return fsys.LstatAttrs(it.Path, what)
+	}
+	// Extended attributes and ACLs cost a listxattr call per entry, more
+	// than the lstat itself. Setting either moves ctime, so with an
+	// unchanged fingerprint the baseline's values still hold: reuse them,
+	// as for content, unless a full check asks to read everything.
+	what := rule.Check.Attrs
+	reuseXattrs := !full && it.Old != nil && (what.Has(fim.AttrXattrs) || what.Has(fim.AttrACL))
+	if reuseXattrs {
+		what = what.Without(fim.AttrXattrs).Without(fim.AttrACL)
+	}
+	e, err := lstat(what)
+	if reuseXattrs && e != nil && err == nil {
+		if old := it.Old; old.Type == e.Type && old.Fingerprint() == e.Fingerprint() {
+			e.Xattrs, e.ACL = old.Xattrs, old.ACL
+		} else {
+			e, err = lstat(rule.Check.Attrs)
+		}
 	}
 	if e == nil {
 		switch {
