@@ -39,6 +39,9 @@ func (p *parser) changeControl(root *yaml.Node, data []byte) ChangeControl {
 		return cc
 	}
 	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1] // data ended in a newline
+	}
 	keep := make([]bool, len(lines))
 	found := false
 	for i := 0; i+1 < len(root.Content); i += 2 {
