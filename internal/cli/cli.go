@@ -102,6 +102,10 @@ change with approved change requests.`,
 		newShowCmd(e),
 		newPolicyCmd(e),
 		newKeyCmd(e),
+		newChangeCmd(e),
+		newManifestCmd(e),
+		newReviewCmd(e),
+		newReportCmd(e),
 	)
 	return root
 }

@@ -220,7 +220,7 @@ func (p *problemPrinter) Problem(path string, err error) error {
 
 func newCheckCmd(e *env) *cobra.Command {
 	var sf stateFlags
-	var policyFile string
+	var policyFile, storeFlag string
 	var asJSON, full bool
 	var workers int
 	c := &cobra.Command{
@@ -254,8 +254,13 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			if err != nil {
 				return err
 			}
+			// Change control (change_cmds.go): nil without people/roles/... sections.
+			cc, err := newCheckControl(c.Context(), e, sp, pol, storeFlag)
+			if err != nil {
+				return err
+			}
 			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
-			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, results{s})
+			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, cc.results(c.Context(), s))
 			prog.done()
 			if err != nil {
 				return err
@@ -263,6 +268,9 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			sum.Baseline = sp.db
 			if err := s.finish(&sum); err != nil {
 				return fmt.Errorf("write report: %w", err)
+			}
+			if err := cc.settle(c.Context(), e, sp, asJSON); err != nil {
+				return err
 			}
 			switch {
 			case sum.Problems > 0:
@@ -278,6 +286,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 	c.Flags().StringVar(&policyFile, "policy", "", "check with this policy instead of the one stored in the baseline")
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (docs/json.md)")
 	c.Flags().BoolVar(&full, "full", false, "re-hash every file, even with an unchanged fingerprint")
+	registerStoreFlag(c, &storeFlag)
 	c.Flags().IntVar(&workers, "workers", 0, "concurrent stat and hash workers (default: scanner's choice)")
 	return c
 }
