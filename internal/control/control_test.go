@@ -300,4 +300,3 @@ func testPolicyNoCC(t *testing.T) *policy.Policy {
 	}
 	return pol
 }
-
