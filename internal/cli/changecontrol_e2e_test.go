@@ -204,6 +204,9 @@ func TestChangeControlStory(t *testing.T) {
 	if got := v[conf]; got == nil || got.Authorized || got.Reasons[0] != change.UnknownActor || got.Request != "CHG-1" {
 		t.Fatalf("check verdict for carol's edit without who-data: %+v", got)
 	}
+	// Found again by the next check, it is still one change with one
+	// review item (the review list below counts them).
+	verdicts(t, db, store)
 	// With who-data (what watch supplies), through the controller API. A
 	// scratch store (no requests, no manifests) lets check show what the
 	// baseline holds without settling anything.

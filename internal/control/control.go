@@ -41,6 +41,7 @@ type Store interface {
 	Manifests(ctx context.Context, at time.Time) ([]store.Manifest, error)
 	RecordEvent(ctx context.Context, e store.ChangeEvent, review *change.ReviewItem) (store.ChangeEvent, *change.ReviewItem, error)
 	Events(ctx context.Context, from, to time.Time, fn func(store.ChangeEvent) error) error
+	Event(ctx context.Context, id int64) (store.ChangeEvent, error)
 	Review(ctx context.Context, id string) (change.ReviewItem, error)
 	UpdateReview(ctx context.Context, prev, next change.ReviewItem) error
 	Reviews(ctx context.Context, state change.ReviewState) ([]change.ReviewItem, error)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/vigilfim/vigil/internal/change"
@@ -103,8 +105,32 @@ func (c *Controller) Settle(ctx context.Context, fs []Finding, acc Acceptor) ([]
 		}
 	}
 	evs := make([]store.ChangeEvent, 0, len(fs))
+	var open map[string][]change.ReviewItem // lazily: open items by host and path
 	for i := range fs {
 		f := &fs[i]
+		if !f.Verdict.Authorized {
+			if open == nil {
+				items, err := c.st.Reviews(ctx, change.ReviewOpen)
+				if err != nil {
+					return evs, errors.Join(append(errs, err)...)
+				}
+				open = map[string][]change.ReviewItem{}
+				for _, it := range items {
+					k := it.Host + "\x00" + it.Path
+					open[k] = append(open[k], it)
+				}
+			}
+			prev, err := c.pending(ctx, open[f.Host+"\x00"+f.Change.Path], f)
+			if err != nil {
+				return evs, errors.Join(append(errs, err)...)
+			}
+			if prev != nil {
+				// The same unaccepted change, found again by the next
+				// check: it is one change, with one review item.
+				evs = append(evs, *prev)
+				continue
+			}
+		}
 		e := store.ChangeEvent{Host: f.Host, Path: f.Change.Path, At: f.At.UTC(), Source: f.Source,
 			Change: f.Record, Actor: f.Actor, Verdict: f.Verdict, Baseline: outcome[i]}
 		var item *change.ReviewItem
@@ -133,4 +159,40 @@ func accountOf(a *change.Actor) string {
 		return a.User
 	}
 	return fmt.Sprintf("uid %d", a.UID)
+}
+
+// pending returns the event of an open review item for the same change
+// (same path, same kind and new state, same reasons), or nil.
+func (c *Controller) pending(ctx context.Context, items []change.ReviewItem, f *Finding) (*store.ChangeEvent, error) {
+	want, ok := changeState(f.Record)
+	if !ok {
+		return nil, nil
+	}
+	for _, it := range items {
+		id, err := strconv.ParseInt(it.ChangeID, 10, 64)
+		if err != nil {
+			continue
+		}
+		e, err := c.st.Event(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if got, ok := changeState(e.Change); ok && got == want && slices.Equal(e.Verdict.Reasons, f.Verdict.Reasons) {
+			return &e, nil
+		}
+	}
+	return nil, nil
+}
+
+// changeState is the part of a change record that identifies the state
+// the change led to: its kind and new entry.
+func changeState(rec json.RawMessage) (string, bool) {
+	var r struct {
+		Type string          `json:"type"`
+		New  json.RawMessage `json:"new"`
+	}
+	if json.Unmarshal(rec, &r) != nil || r.Type == "" {
+		return "", false
+	}
+	return r.Type + "\x00" + string(r.New), true
 }

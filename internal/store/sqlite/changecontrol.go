@@ -288,6 +288,23 @@ func (d *DB) Events(ctx context.Context, from, to time.Time, fn func(store.Chang
 	return nil
 }
 
+// Event returns the change event with the given ID.
+func (d *DB) Event(ctx context.Context, id int64) (store.ChangeEvent, error) {
+	var doc string
+	err := d.db.QueryRowContext(ctx, `SELECT doc FROM change_events WHERE id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ChangeEvent{}, fmt.Errorf("read change event %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ChangeEvent{}, fmt.Errorf("read change event %d: %w", id, err)
+	}
+	var e store.ChangeEvent
+	if err := json.Unmarshal([]byte(doc), &e); err != nil {
+		return store.ChangeEvent{}, fmt.Errorf("read change event %d: %w", id, err)
+	}
+	return e, nil
+}
+
 // Review returns the review item with the given ID.
 func (d *DB) Review(ctx context.Context, id string) (change.ReviewItem, error) {
 	var doc string

@@ -25,6 +25,7 @@ type ChangeStore interface {
 	Manifests(ctx context.Context, at time.Time) ([]store.Manifest, error)
 	RecordEvent(ctx context.Context, e store.ChangeEvent, review *change.ReviewItem) (store.ChangeEvent, *change.ReviewItem, error)
 	Events(ctx context.Context, from, to time.Time, fn func(store.ChangeEvent) error) error
+	Event(ctx context.Context, id int64) (store.ChangeEvent, error)
 	Review(ctx context.Context, id string) (change.ReviewItem, error)
 	UpdateReview(ctx context.Context, prev, next change.ReviewItem) error
 	Reviews(ctx context.Context, state change.ReviewState) ([]change.ReviewItem, error)
@@ -241,6 +242,12 @@ func testEventsAndReviews(t *testing.T, s ChangeStore) {
 	}
 	if len(seen) != 1 || seen[0].ID != e2.ID {
 		t.Fatalf("events in range: %+v", seen)
+	}
+	if got, err := s.Event(ctx, e2.ID); err != nil || got.Review != it.ID || got.Verdict.Explanation != "late" {
+		t.Fatalf("event %d read back: %+v, %v", e2.ID, got, err)
+	}
+	if _, err := s.Event(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing event: %v", err)
 	}
 	open, err := s.Reviews(ctx, change.ReviewOpen)
 	if err != nil || len(open) != 1 || !reflect.DeepEqual(open[0], *it) {
