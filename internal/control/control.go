@@ -45,6 +45,7 @@ type Store interface {
 	Review(ctx context.Context, id string) (change.ReviewItem, error)
 	UpdateReview(ctx context.Context, prev, next change.ReviewItem) error
 	Reviews(ctx context.Context, state change.ReviewState) ([]change.ReviewItem, error)
+	OpenReviews(ctx context.Context, host, path string) ([]change.ReviewItem, error)
 	Close() error
 }
 

@@ -27,7 +27,7 @@ import (
 var t10 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // testPolicy is the worked example's directory over a tree under root.
-func testPolicy(t *testing.T, root, pipelineKey string) *policy.Policy {
+func testPolicy(t testing.TB, root, pipelineKey string) *policy.Policy {
 	t.Helper()
 	src := fmt.Sprintf(`version: 1
 name: change-control test
@@ -96,7 +96,7 @@ type fixture struct {
 	evil note.Signer
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "deploy-app")

@@ -105,22 +105,14 @@ func (c *Controller) Settle(ctx context.Context, fs []Finding, acc Acceptor) ([]
 		}
 	}
 	evs := make([]store.ChangeEvent, 0, len(fs))
-	var open map[string][]change.ReviewItem // lazily: open items by host and path
 	for i := range fs {
 		f := &fs[i]
 		if !f.Verdict.Authorized {
-			if open == nil {
-				items, err := c.st.Reviews(ctx, change.ReviewOpen)
-				if err != nil {
-					return evs, errors.Join(append(errs, err)...)
-				}
-				open = map[string][]change.ReviewItem{}
-				for _, it := range items {
-					k := it.Host + "\x00" + it.Path
-					open[k] = append(open[k], it)
-				}
+			items, err := c.st.OpenReviews(ctx, f.Host, f.Change.Path)
+			if err != nil {
+				return evs, errors.Join(append(errs, err)...)
 			}
-			prev, err := c.pending(ctx, open[f.Host+"\x00"+f.Change.Path], f)
+			prev, err := c.pending(ctx, items, f)
 			if err != nil {
 				return evs, errors.Join(append(errs, err)...)
 			}

@@ -241,8 +241,8 @@ func (d *DB) RecordEvent(ctx context.Context, e store.ChangeEvent, review *chang
 		if err != nil {
 			return e, nil, fmt.Errorf("record review: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO change_reviews (id, event_id, state, opened_ns, doc) VALUES (?, ?, ?, ?, ?)`,
-			r.ID, e.ID, string(r.State), r.Opened.UnixNano(), string(rdoc)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO change_reviews (id, host, path, event_id, state, opened_ns, doc) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Host, []byte(r.Path), e.ID, string(r.State), r.Opened.UnixNano(), string(rdoc)); err != nil {
 			return e, nil, fmt.Errorf("record review: %w", err)
 		}
 		it = &r
@@ -364,6 +364,32 @@ func (d *DB) Reviews(ctx context.Context, state change.ReviewState) ([]change.Re
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list reviews: %w", err)
+	}
+	return out, nil
+}
+
+// OpenReviews returns the open review items of a path on a host, in the
+// order they were opened.
+func (d *DB) OpenReviews(ctx context.Context, host, path string) ([]change.ReviewItem, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT doc FROM change_reviews WHERE path = ? AND host = ? AND state = 'open' ORDER BY opened_ns, event_id`, []byte(path), host)
+	if err != nil {
+		return nil, fmt.Errorf("list open reviews of %s: %w", path, err)
+	}
+	defer rows.Close()
+	var out []change.ReviewItem
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("list open reviews of %s: %w", path, err)
+		}
+		var it change.ReviewItem
+		if err := json.Unmarshal([]byte(doc), &it); err != nil {
+			return nil, fmt.Errorf("list open reviews of %s: %w", path, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list open reviews of %s: %w", path, err)
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ type ChangeStore interface {
 	Review(ctx context.Context, id string) (change.ReviewItem, error)
 	UpdateReview(ctx context.Context, prev, next change.ReviewItem) error
 	Reviews(ctx context.Context, state change.ReviewState) ([]change.ReviewItem, error)
+	OpenReviews(ctx context.Context, host, path string) ([]change.ReviewItem, error)
 }
 
 // RunChangeControl runs the change-control cases.
@@ -253,6 +254,12 @@ func testEventsAndReviews(t *testing.T, s ChangeStore) {
 	if err != nil || len(open) != 1 || !reflect.DeepEqual(open[0], *it) {
 		t.Fatalf("open reviews: %+v %v", open, err)
 	}
+	if got, err := s.OpenReviews(ctx, "app-1", "/etc/app/app.conf"); err != nil || len(got) != 1 || got[0].ID != it.ID {
+		t.Fatalf("open reviews of the path: %+v, %v", got, err)
+	}
+	if got, err := s.OpenReviews(ctx, "app-2", "/etc/app/app.conf"); err != nil || len(got) != 0 {
+		t.Fatalf("open reviews on another host: %+v, %v", got, err)
+	}
 	done, err := it.Accept("bob", "agreed afterwards", t9.Add(5*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -265,6 +272,9 @@ func testEventsAndReviews(t *testing.T, s ChangeStore) {
 	}
 	if open, _ := s.Reviews(ctx, change.ReviewOpen); len(open) != 0 {
 		t.Fatalf("still open: %+v", open)
+	}
+	if got, _ := s.OpenReviews(ctx, "app-1", "/etc/app/app.conf"); len(got) != 0 {
+		t.Fatalf("decided item still listed as open for its path: %+v", got)
 	}
 	all, _ := s.Reviews(ctx, "")
 	got, err := s.Review(ctx, it.ID)

@@ -31,9 +31,13 @@ CREATE INDEX change_events_at ON change_events (at_ns);
 
 CREATE TABLE change_reviews (
 	id        TEXT   PRIMARY KEY,
+	host      TEXT   NOT NULL,
+	path      BYTEA   NOT NULL,
 	event_id  BIGINT NOT NULL REFERENCES change_events (id),
 	state     TEXT   NOT NULL,
 	opened_ns BIGINT NOT NULL,
 	doc       TEXT   NOT NULL
 );
 CREATE INDEX change_reviews_state ON change_reviews (state, opened_ns);
+-- Settle looks for an open item of the same change before opening another.
+CREATE INDEX change_reviews_path ON change_reviews (path, host) WHERE state = 'open';
