@@ -319,6 +319,46 @@ func TestChangeControlStory(t *testing.T) {
 		t.Fatalf("after settling: %+v", v)
 	}
 
+	// index.html waits for review; bob rejects it (to be rolled back).
+	out = ok(person(t, uidBob, append([]string{"review", "list", "--json"}, cc...)...))
+	items = nil
+	if err := json.Unmarshal([]byte(out), &items); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Path == page {
+			out = ok(person(t, uidBob, append([]string{"review", "reject", it.ID, "--note", "roll back, wrong build"}, cc...)...))
+			if !strings.Contains(out, "rejected by bob") {
+				t.Fatalf("review reject: %s", out)
+			}
+		}
+	}
+
+	// Requests mirrored from the ticketing system; a request naming
+	// someone the directory lacks is refused whole.
+	imp := filepath.Join(T, "requests.json")
+	writeFile(t, imp, `[{"id":"OPS-9","title":"rotate logs","requester":"alice","implementers":["dave"],
+  "scope":{"paths":["`+tree+`/etc/app/logrotate.d/**"]},"window":{"start":"2026-12-01T09:00:00Z","end":"2026-12-01T10:00:00Z"},
+  "state":"approved","approvals":[{"by":"bob","at":"2026-11-30T09:00:00Z"}],"opened":"2026-11-29T09:00:00Z"}]`, 0o644)
+	out = ok(person(t, uidAlice, append([]string{"change", "import", imp}, cc...)...))
+	if !strings.Contains(out, "imported 1 change request") {
+		t.Fatalf("import: %s", out)
+	}
+	bad := filepath.Join(T, "bad.json")
+	writeFile(t, bad, `[{"id":"OPS-10","title":"x","requester":"mallory","implementers":["dave"],"scope":{"paths":["/x"]},
+  "window":{"start":"2026-12-01T09:00:00Z","end":"2026-12-01T10:00:00Z"},"state":"open","opened":"2026-11-29T09:00:00Z"}]`, 0o644)
+	code, _, errOut = person(t, uidAlice, append([]string{"change", "import", bad}, cc...)...)
+	expectFail(t, code, errOut, "mallory")
+	out = ok(person(t, uidCarol, append([]string{"change", "close", "CHG-1"}, cc...)...))
+	if !strings.Contains(out, "CHG-1 is closed") {
+		t.Fatalf("close: %s", out)
+	}
+	out = ok(ccRun(t, append([]string{"change", "list", "--json"}, cc...)...))
+	var reqs []change.Request
+	if err := json.Unmarshal([]byte(out), &reqs); err != nil || len(reqs) != 2 || reqs[0].ID != "CHG-1" || reqs[0].State != change.StateClosed || reqs[1].ID != "OPS-9" {
+		t.Fatalf("change list: %v\n%s", err, out)
+	}
+
 	// The report: the population with who, verdict and authority.
 	day := now.UTC().Format(time.DateOnly)
 	next := now.UTC().Add(48 * time.Hour).Format(time.DateOnly)
@@ -335,7 +375,7 @@ func TestChangeControlStory(t *testing.T) {
 		t.Fatalf("csv report:\n%s", out)
 	}
 	out = ok(ccRun(t, append([]string{"report", "changes", "--from", day, "--to", next}, cc...)...))
-	for _, want := range []string{"authorized by change_request CHG-1", "not_an_implementer", "accepted by bob"} {
+	for _, want := range []string{"authorized by change_request CHG-1", "not_an_implementer", "accepted by bob", "roll back, wrong build"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
