@@ -104,7 +104,7 @@ func Config(pol *policy.Policy) (*change.Classifier, error) {
 	}
 	cl, err := cfg.Compile()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cc.File, err)
+		return nil, positionErrors(cc, err)
 	}
 	return cl, nil
 }

@@ -293,6 +293,27 @@ func TestConfigErrorsNameTheFile(t *testing.T) {
 	}
 }
 
+func TestCompileErrorsHavePositions(t *testing.T) {
+	src := "version: 1\nname: x\nrules:\n  - path: /etc\npeople:\n  - id: alice\n    uids: [1001]\n  - id: bob\n    uids: [1001]\nroles:\n  - name: ops\n  - name: ops\n"
+	pol, err := policy.Parse("pol.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = control.Config(pol)
+	want := []string{
+		`pol.yaml:8:5: people[1] "bob": uid 1001 already belongs to "alice"`,
+		`pol.yaml:12:5: roles[1] "ops": role defined twice`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
 func testPolicyNoCC(t *testing.T) *policy.Policy {
 	pol, err := policy.Parse("p.yaml", []byte("version: 1\nname: x\nrules:\n  - path: /etc\n"))
 	if err != nil {
