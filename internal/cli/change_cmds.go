@@ -171,7 +171,16 @@ func (r classifyingResults) Change(c *fim.Change, rule *policy.Rule) error {
 	if err != nil {
 		return fmt.Errorf("encode change %q: %w", rec.Path, err)
 	}
+	// Keep copies: the scanner owns c and its entries.
 	cp := *c
+	if c.Old != nil {
+		o := *c.Old
+		cp.Old = &o
+	}
+	if c.New != nil {
+		n := *c.New
+		cp.New = &n
+	}
 	r.cc.findings = append(r.cc.findings, control.Finding{Host: r.cc.host, Source: control.SourceCheck, Change: &cp,
 		Record: raw, At: r.cc.now, Verdict: v})
 	return r.s.change(rec, c)

@@ -349,6 +349,8 @@ func TestChangeControlStory(t *testing.T) {
   "window":{"start":"2026-12-01T09:00:00Z","end":"2026-12-01T10:00:00Z"},"state":"open","opened":"2026-11-29T09:00:00Z"}]`, 0o644)
 	code, _, errOut = person(t, uidAlice, append([]string{"change", "import", bad}, cc...)...)
 	expectFail(t, code, errOut, "mallory")
+	code, _, errOut = person(t, uidDave, append([]string{"change", "reject", "OPS-9"}, cc...)...)
+	expectFail(t, code, errOut, "dave cannot reject OPS-9")
 	out = ok(person(t, uidCarol, append([]string{"change", "close", "CHG-1"}, cc...)...))
 	if !strings.Contains(out, "CHG-1 is closed") {
 		t.Fatalf("close: %s", out)

@@ -85,6 +85,9 @@ type Controller struct {
 	pol *policy.Policy
 	now func() time.Time
 
+	// approvers are the roles that may approve (and so reject) requests.
+	approvers map[string]bool
+
 	pkgs    pkgdb.DB // fixed by Options, or nil
 	dpkg    dpkgCache
 	verify  sync.Mutex
@@ -139,6 +142,15 @@ func New(st Store, cl *change.Classifier, pol *policy.Policy, opt Options) *Cont
 		checked: map[string]checkedManifest{}}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	c.approvers = map[string]bool{}
+	// The sections compiled into cl already, so they parse.
+	if cfg, err := change.ParseConfig(pol.ChangeControl.Source); err == nil {
+		for _, r := range cfg.Roles {
+			if r.Approve {
+				c.approvers[r.Name] = true
+			}
+		}
 	}
 	c.dpkg.root = opt.DpkgRoot
 	if c.dpkg.root == "" {
