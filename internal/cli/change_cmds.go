@@ -21,6 +21,7 @@ import (
 	"github.com/vigilfim/vigil/internal/policy"
 	"github.com/vigilfim/vigil/internal/record"
 	"github.com/vigilfim/vigil/internal/signing"
+	"github.com/vigilfim/vigil/internal/store"
 )
 
 // ccFlags are the flags of the change-control commands: where the
@@ -199,10 +200,20 @@ func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSO
 	}
 	defer cc.ctl.Close()
 	evs, err := cc.ctl.Settle(ctx, cc.findings, baselineAcceptor{sp: sp, stderr: e.stderr})
+	if err == nil {
+		// Emergency changes authorized provisionally by earlier runs whose
+		// approval deadline has passed.
+		var late []store.ChangeEvent
+		late, err = cc.ctl.Recheck(ctx)
+		evs = append(evs, late...)
+	}
 	if !asJSON && len(evs) > 0 {
 		fmt.Fprintf(e.stdout, "\nchange control:\n")
 		for _, ev := range evs {
 			line := control.Describe(ev.Verdict)
+			if ev.Source == control.SourceRecheck {
+				line = "emergency change of " + ev.At.UTC().Format(time.RFC3339) + " now " + line
+			}
 			if ev.Review != "" {
 				line += " (review " + ev.Review + ")"
 			} else if ev.Baseline != "" {

@@ -87,6 +87,8 @@ type Controller struct {
 
 	// approvers are the roles that may approve (and so reject) requests.
 	approvers map[string]bool
+	// emergency is sod.emergency_approval, for Recheck's look-back.
+	emergency time.Duration
 
 	pkgs    pkgdb.DB // fixed by Options, or nil
 	dpkg    dpkgCache
@@ -144,8 +146,12 @@ func New(st Store, cl *change.Classifier, pol *policy.Policy, opt Options) *Cont
 		c.now = time.Now
 	}
 	c.approvers = map[string]bool{}
+	c.emergency = change.DefaultEmergencyApproval
 	// The sections compiled into cl already, so they parse.
 	if cfg, err := change.ParseConfig(pol.ChangeControl.Source); err == nil {
+		if cfg.SoD.EmergencyApproval > 0 {
+			c.emergency = cfg.SoD.EmergencyApproval
+		}
 		for _, r := range cfg.Roles {
 			if r.Approve {
 				c.approvers[r.Name] = true

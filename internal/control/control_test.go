@@ -98,6 +98,11 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureAt(t, func() time.Time { return t10.Add(time.Hour) })
+}
+
+func newFixtureAt(t testing.TB, now func() time.Time) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "deploy-app")
 	if err != nil {
@@ -118,7 +123,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	// An empty package database: this test is about requests and
 	// manifests (the dpkg case runs in the CLI test).
-	ctl := control.New(st, cl, pol, control.Options{Now: func() time.Time { return t10.Add(time.Hour) }, Packages: noPackages{}})
+	ctl := control.New(st, cl, pol, control.Options{Now: now, Packages: noPackages{}})
 	t.Cleanup(func() { ctl.Close() })
 	return &fixture{ctl: ctl, root: dir, sign: sign, evil: evil}
 }
