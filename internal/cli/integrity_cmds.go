@@ -283,10 +283,10 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 	}
 	sf.register(c)
 	sf.registerPubkey(c)
+	registerStoreFlag(c, &storeFlag) // merge with main: main's jf.register defines --store; use jf.store
 	c.Flags().StringVar(&policyFile, "policy", "", "check with this policy instead of the one stored in the baseline")
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (docs/json.md)")
 	c.Flags().BoolVar(&full, "full", false, "re-hash every file, even with an unchanged fingerprint")
-	registerStoreFlag(c, &storeFlag)
 	c.Flags().IntVar(&workers, "workers", 0, "concurrent stat and hash workers (default: scanner's choice)")
 	return c
 }
