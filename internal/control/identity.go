@@ -67,3 +67,19 @@ func (c *Controller) Caller() (*change.Person, error) {
 	}
 	return p, nil
 }
+
+// ActorFields builds the classifier's actor from who-data given as plain
+// fields (watch's whodata.Who maps onto them one to one). It returns nil
+// when there is no who-data: attribution "unavailable" or "" or no uid.
+// An auid of change.NoAUID (4294967295) means unset.
+func ActorFields(attribution string, uid, auid *uint32, user, loginUser, exe, comm string) *change.Actor {
+	if uid == nil || attribution == "" || attribution == "unavailable" {
+		return nil
+	}
+	a := &change.Actor{UID: *uid, User: user, LoginUser: loginUser, Exe: exe, Comm: comm, Attribution: attribution}
+	if auid != nil && *auid != change.NoAUID {
+		v := *auid
+		a.AUID = &v
+	}
+	return a
+}
