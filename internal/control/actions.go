@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/vigilfim/vigil/internal/change"
 	"github.com/vigilfim/vigil/internal/change/manifest"
@@ -97,7 +98,7 @@ func (c *Controller) CloseRequest(ctx context.Context, id string) (change.Reques
 		return change.Request{}, err
 	}
 	return c.updateRequest(ctx, id, func(r change.Request) (change.Request, error) {
-		if p.ID != r.Requester && !contains(r.Implementers, p.ID) && !c.mayApprove(p) {
+		if p.ID != r.Requester && !slices.Contains(r.Implementers, p.ID) && !c.mayApprove(p) {
 			return r, fmt.Errorf("%s cannot close %s: only its requester, an implementer or an approver can", p.ID, r.ID)
 		}
 		return r.Close(c.now().UTC())
@@ -113,11 +114,6 @@ func (c *Controller) mayApprove(p *change.Person) bool {
 	return false
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
 	}
 	return false
 }
