@@ -114,10 +114,6 @@ func (c *Controller) mayApprove(p *change.Person) bool {
 	return false
 }
 
-	}
-	return false
-}
-
 // Import stores the requests of a JSON export (change.ImportRequests),
 // replacing requests with the same IDs: the ticketing system is the source
 // of truth. The caller must be in the directory; the requests must name
