@@ -105,6 +105,10 @@ change with approved change requests.`,
 		newEvidenceCmd(e),
 		newPolicyCmd(e),
 		newKeyCmd(e),
+		newChangeCmd(e),
+		newManifestCmd(e),
+		newReviewCmd(e),
+		newReportCmd(e),
 	)
 	return root
 }

@@ -318,7 +318,12 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 				}
 				defer j.close(c.Context())
 			}
-			res := &journaled{inner: results{s}, ctx: c.Context(), j: j, kind: evidence.KindChange, source: "check", now: e.now}
+			// Change control (change_cmds.go): nil without people/roles/... sections.
+			cc, err := newCheckControl(c.Context(), e, sp, pol, jf.store)
+			if err != nil {
+				return err
+			}
+			res := &journaled{inner: cc.results(c.Context(), s), ctx: c.Context(), j: j, kind: evidence.KindChange, source: "check", now: e.now}
 			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
 			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, res)
 			prog.done()
@@ -336,6 +341,9 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			}
 			if err := s.finish(&sum); err != nil {
 				return fmt.Errorf("write report: %w", err)
+			}
+			if err := cc.settle(c.Context(), e, sp, asJSON); err != nil {
+				return err
 			}
 			switch {
 			case sum.Problems > 0:

@@ -28,6 +28,10 @@ func Marshal(p *Policy) ([]byte, error) {
 	for _, r := range p.Rules {
 		writeRule(&b, r)
 	}
+	// The change-control sections are written as they were found: their
+	// schema belongs to internal/change, and their text is already what
+	// a round trip must reproduce.
+	b.Write(p.ChangeControl.Text)
 	out := b.Bytes()
 	// Canonical output is larger than a compact source, so the size limit
 	// of Parse does not apply to the check.

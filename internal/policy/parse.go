@@ -29,14 +29,15 @@ const (
 // The keys of each mapping, in the order Marshal writes them and error
 // messages list them.
 var (
-	topKeys      = []string{"version", "name", "attribute_sets", "defaults", "rules"}
+	topKeys = []string{"version", "name", "attribute_sets", "defaults", "rules",
+		"people", "roles", "pipelines", "sod"}
 	defaultsKeys = []string{"attributes", "hash", "severity", "cross_filesystems", "exclude", "tags", "owners"}
 	ruleKeys     = []string{"path", "name", "recurse", "exclude", "attributes", "hash", "severity",
 		"cross_filesystems", "tags", "owners"}
 	// reservedTopKeys name sections later versions will add
 	// (docs/policy.md, "Reserved sections"); until then they are errors
 	// with a message that says so.
-	reservedTopKeys = []string{"people", "roles", "change_control", "evidence", "witness", "notify"}
+	reservedTopKeys = []string{"change_control", "evidence", "witness", "notify"}
 )
 
 // Load reads and parses the policy file at path. Invalid policies yield an
@@ -76,6 +77,10 @@ func parse(filename string, data []byte, maxSize int) (*Policy, error) {
 		return nil, p.errs.err()
 	}
 	pol := p.document(root)
+	if err := p.errs.err(); err != nil {
+		return nil, err
+	}
+	pol.ChangeControl = p.changeControl(root, data)
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}

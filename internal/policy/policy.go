@@ -11,6 +11,7 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -106,6 +107,9 @@ type Policy struct {
 	Name string
 	// Rules are sorted by path (fim.ComparePaths); paths are unique.
 	Rules []*Rule
+	// ChangeControl holds the people, roles, pipelines and sod sections
+	// as text, for internal/change to decode; zero when there are none.
+	ChangeControl ChangeControl
 
 	ix *index
 }
@@ -255,7 +259,7 @@ func matchBaseBelow(s segment, path, root string) bool {
 // Equal reports whether two policies have the same name and rules, field
 // by field; a nil and an empty list are equal.
 func (p *Policy) Equal(q *Policy) bool {
-	if p.Name != q.Name || len(p.Rules) != len(q.Rules) {
+	if p.Name != q.Name || len(p.Rules) != len(q.Rules) || !bytes.Equal(p.ChangeControl.Text, q.ChangeControl.Text) {
 		return false
 	}
 	for i, r := range p.Rules {

@@ -4,6 +4,7 @@
 package record
 
 import (
+	"github.com/vigilfim/vigil/internal/change"
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/policy"
 	"github.com/vigilfim/vigil/internal/whodata"
@@ -18,6 +19,9 @@ type Change struct {
 	Severity string   `json:"severity,omitempty"`
 	Tags     []string `json:"tags,omitempty"`
 	Owners   []string `json:"owners,omitempty"`
+	// Verdict is the change-control verdict (docs/change-control.md),
+	// set when the policy has change-control sections.
+	Verdict *change.Verdict `json:"verdict,omitempty"`
 }
 
 // New builds the record of c found under rule (which may be nil when the

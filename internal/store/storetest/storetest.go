@@ -42,6 +42,7 @@ func Run(t *testing.T, newDB NewDB) {
 	t.Run("Prune", func(t *testing.T) { testPrune(t, newDB(t)) })
 	t.Run("ExportBundle", func(t *testing.T) { testExport(t, newDB(t)) })
 	t.Run("Tamper", func(t *testing.T) { testTamper(t, newDB) })
+	t.Run("ChangeControl", func(t *testing.T) { RunChangeControl(t, newDB) })
 }
 
 // Keys is a generated log key pair.
