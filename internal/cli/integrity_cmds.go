@@ -323,7 +323,8 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			if err != nil {
 				return err
 			}
-			res := &journaled{inner: cc.results(c.Context(), s), ctx: c.Context(), j: j, kind: evidence.KindChange, source: "check", now: e.now}
+			s = journalSink(c.Context(), s, j, evidence.KindChange, "check", nil, e.now)
+			res := cc.results(c.Context(), s)
 			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
 			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, res)
 			prog.done()
@@ -412,8 +413,9 @@ Entries that cannot be read keep their previous state and are reported.`,
 			}
 			defer j.close(c.Context())
 			by := baselineActor()
-			jr := &journaled{inner: results{s}, ctx: c.Context(), j: j, kind: evidence.KindAcceptance, source: "accept",
-				extra: map[string]any{"note": note, "accepted_by": by, "paths": paths}, now: e.now}
+			s = journalSink(c.Context(), s, j, evidence.KindAcceptance, "accept",
+				map[string]any{"note": note, "accepted_by": by, "paths": paths}, e.now)
+			jr := results{s}
 			res, err := integrity.Accept(c.Context(), sp.db, key.Signer(), key.Verifier(), pol, paths, by, note, integrity.Options{}, jr)
 			if err != nil {
 				return err

@@ -16,13 +16,11 @@ import (
 	"github.com/vigilfim/vigil/internal/watch"
 )
 
-// journaled wraps integrity results so that every change and problem is
-// also appended to the evidence log, with what found it.
-type journaled struct {
-	inner interface {
-		Change(*fim.Change, *policy.Rule) error
-		Problem(string, error) error
-	}
+// journalingSink appends every change and problem a command reports to
+// the evidence log, exactly as reported (verdict included), then passes it
+// on to the printer.
+type journalingSink struct {
+	inner  sink
 	ctx    context.Context
 	j      *journal
 	kind   string // evidence kind for changes: change, or acceptance
@@ -31,33 +29,37 @@ type journaled struct {
 	now    func() time.Time
 }
 
+// journalSink wraps s when there is a journal.
+func journalSink(ctx context.Context, s sink, j *journal, kind, source string, extra map[string]any, now func() time.Time) sink {
+	if j == nil {
+		return s
+	}
+	return &journalingSink{inner: s, ctx: ctx, j: j, kind: kind, source: source, extra: extra, now: now}
+}
+
 type changeEvidence struct {
 	*record.Change
 	Source string         `json:"source"`
 	Extra  map[string]any `json:"context,omitempty"`
 }
 
-func (r *journaled) Change(c *fim.Change, rule *policy.Rule) error {
-	if err := r.inner.Change(c, rule); err != nil {
+func (s *journalingSink) change(r *record.Change, c *fim.Change) error {
+	if err := s.inner.change(r, c); err != nil {
 		return err
 	}
-	if r.j == nil {
-		return nil
-	}
-	return r.j.record(r.ctx, r.kind, r.now(), "", changeEvidence{record.New(c, rule), r.source, r.extra})
+	return s.j.record(s.ctx, s.kind, s.now(), "", changeEvidence{r, s.source, s.extra})
 }
 
-func (r *journaled) Problem(path string, err error) error {
-	if e := r.inner.Problem(path, err); e != nil {
+func (s *journalingSink) problem(p record.Problem, path string, err error) error {
+	if e := s.inner.problem(p, path, err); e != nil {
 		return e
 	}
-	if r.j == nil {
-		return nil
-	}
-	return r.j.record(r.ctx, evidence.KindHealth, r.now(), "", map[string]any{
-		"event": "entry-not-examined", "source": r.source, "problem": record.NewProblem(path, err),
+	return s.j.record(s.ctx, evidence.KindHealth, s.now(), "", map[string]any{
+		"event": "entry-not-examined", "source": s.source, "problem": p,
 	})
 }
+
+func (s *journalingSink) finish(sum *record.Summary) error { return s.inner.finish(sum) }
 
 // policyEvidence describes a policy as loaded, by digest of its canonical
 // form, so the log shows which rules were in force for every later record.
