@@ -16,6 +16,7 @@ import (
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/change"
 	"github.com/vigilfim/vigil/internal/control"
+	"github.com/vigilfim/vigil/internal/evidence"
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/policy"
@@ -194,7 +195,7 @@ func (r classifyingResults) Problem(path string, err error) error {
 // settle records the check's findings, accepts the authorized ones into
 // the baseline and opens review items for the others; without --json it
 // prints one line per change.
-func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSON bool) error {
+func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSON bool, record func(kind string, body any) error) error {
 	if cc == nil {
 		return nil
 	}
@@ -206,6 +207,17 @@ func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSO
 		var late []store.ChangeEvent
 		late, err = cc.ctl.Recheck(ctx)
 		evs = append(evs, late...)
+	}
+	// Each settlement is evidence: an acceptance into the baseline, or an
+	// exception opened for review.
+	for _, ev := range evs {
+		kind := evidence.KindReview
+		if ev.Review == "" {
+			kind = evidence.KindAcceptance
+		}
+		if rerr := record(kind, map[string]any{"action": "settle", "event": ev}); rerr != nil && err == nil {
+			err = rerr
+		}
 	}
 	if !asJSON && len(evs) > 0 {
 		fmt.Fprintf(e.stdout, "\nchange control:\n")
@@ -282,6 +294,9 @@ func newChangeOpenCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := recordAction(c.Context(), &f, evidence.KindChangeRequest, map[string]any{"action": "open", "request": out}); err != nil {
+				return err
+			}
 			fmt.Fprintf(e.stdout, "opened %s by %s: %s, %s to %s\n", out.ID, out.Requester, out.Title,
 				out.Window.Start.Format(time.RFC3339), out.Window.End.Format(time.RFC3339))
 			return nil
@@ -327,6 +342,13 @@ func newChangeDecideCmd(e *env, op string) *cobra.Command {
 				r, err = ctl.CloseRequest(c.Context(), args[0])
 			}
 			if err != nil {
+				return err
+			}
+			kind := evidence.KindApproval
+			if op == "close" {
+				kind = evidence.KindChangeRequest
+			}
+			if err := recordAction(c.Context(), &f, kind, map[string]any{"action": op, "note": note, "request": r}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "%s is %s\n", r.ID, r.State)
@@ -419,6 +441,9 @@ func newChangeImportCmd(e *env) *cobra.Command {
 			defer ctl.Close()
 			rs, err := ctl.Import(c.Context(), in)
 			if err != nil {
+				return err
+			}
+			if err := recordAction(c.Context(), &f, evidence.KindChangeRequest, map[string]any{"action": "import", "requests": rs}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "imported %d change request%s\n", len(rs), plural(len(rs)))

@@ -26,15 +26,6 @@ type evidenceStore interface {
 	Close() error
 }
 
-// storeLocation says where the store is: a PostgreSQL URL, or the SQLite
-// file beside the baseline unless --store names another.
-func storeLocation(sp statePaths, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return filepath.Join(filepath.Dir(sp.db), "vigil.sqlite")
-}
-
 func openEvidenceStore(ctx context.Context, loc string) (evidenceStore, error) {
 	if strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://") {
 		return postgres.Open(ctx, loc)
@@ -65,7 +56,7 @@ func checkpointFile(sp statePaths) string {
 }
 
 func openJournal(ctx context.Context, sp statePaths, storeFlag string, key *signing.Key, witness []string) (*journal, error) {
-	st, err := openEvidenceStore(ctx, storeLocation(sp, storeFlag))
+	st, err := openEvidenceStore(ctx, storeDSN(sp, storeFlag))
 	if err != nil {
 		return nil, fmt.Errorf("open evidence store: %w", err)
 	}

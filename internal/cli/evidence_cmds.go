@@ -69,7 +69,7 @@ Exit status: 0 verified, 2 error, 4 tampered.`,
 			if err != nil {
 				return err
 			}
-			st, err := openEvidenceStore(c.Context(), storeLocation(sp, f.store))
+			st, err := openEvidenceStore(c.Context(), storeDSN(sp, f.store))
 			if err != nil {
 				return err
 			}
@@ -137,7 +137,7 @@ func newEvidenceCheckpointCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("load signing key: %w", err)
 			}
-			st, err := openEvidenceStore(c.Context(), storeLocation(sp, f.store))
+			st, err := openEvidenceStore(c.Context(), storeDSN(sp, f.store))
 			if err != nil {
 				return err
 			}
@@ -173,7 +173,7 @@ func newEvidenceExportCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("load signing key: %w", err)
 			}
-			st, err := openEvidenceStore(c.Context(), storeLocation(sp, f.store))
+			st, err := openEvidenceStore(c.Context(), storeDSN(sp, f.store))
 			if err != nil {
 				return err
 			}

@@ -332,18 +332,22 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 				return err
 			}
 			sum.Baseline = sp.db
-			if j != nil {
-				if err := j.record(c.Context(), evidence.KindUserAction, e.now(), "", map[string]any{"action": "check", "summary": sum}); err != nil {
-					return err
-				}
-				if err := j.close(c.Context()); err != nil {
-					return err
-				}
-			}
 			if err := s.finish(&sum); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
-			if err := cc.settle(c.Context(), e, sp, asJSON); err != nil {
+			record := func(kind string, body any) error {
+				if j == nil {
+					return nil
+				}
+				return j.record(c.Context(), kind, e.now(), "", body)
+			}
+			if err := cc.settle(c.Context(), e, sp, asJSON, record); err != nil {
+				return err
+			}
+			if err := record(evidence.KindUserAction, map[string]any{"action": "check", "summary": sum}); err != nil {
+				return err
+			}
+			if err := j.close(c.Context()); err != nil {
 				return err
 			}
 			switch {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilfim/vigil/internal/change/manifest"
+	"github.com/vigilfim/vigil/internal/evidence"
 	"github.com/vigilfim/vigil/internal/fim"
 )
 
@@ -227,6 +228,9 @@ func newManifestSubmitCmd(e *env) *cobra.Command {
 			defer ctl.Close()
 			v, err := ctl.SubmitManifest(c.Context(), b)
 			if err != nil {
+				return err
+			}
+			if err := recordAction(c.Context(), &f, evidence.KindUserAction, map[string]any{"action": "manifest-submit", "manifest": string(b)}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "submitted %s\n", describeManifest(v))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigilfim/vigil/internal/change"
 	"github.com/vigilfim/vigil/internal/control"
+	"github.com/vigilfim/vigil/internal/evidence"
 )
 
 func newReviewCmd(e *env) *cobra.Command {
@@ -95,6 +96,9 @@ func newReviewDecideCmd(e *env, accept bool) *cobra.Command {
 			}
 			it, err := ctl.Decide(c.Context(), args[0], accept, note, acc)
 			if err != nil {
+				return err
+			}
+			if err := recordAction(c.Context(), &f, evidence.KindReview, map[string]any{"review": it}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "review %s %s by %s\n", it.ID, it.State, it.Reviewer)

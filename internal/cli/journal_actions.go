@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// recordAction appends a change-control action (a request opened or
+// decided, a review, a manifest) to the evidence log and signs a
+// checkpoint over it. The action has already been stored; a failure here
+// is reported as the command's failure so the gap is seen.
+func recordAction(ctx context.Context, f *ccFlags, kind string, body any) error {
+	sp, err := resolveState(f.db, "")
+	if err != nil {
+		return err
+	}
+	key, err := signingKey(sp)
+	if err != nil {
+		return fmt.Errorf("record %s evidence: %w", kind, err)
+	}
+	j, err := openJournal(ctx, sp, f.store, key, nil)
+	if err != nil {
+		return err
+	}
+	if err := j.record(ctx, kind, time.Now(), "", body); err != nil {
+		j.close(ctx)
+		return err
+	}
+	return j.close(ctx)
+}
