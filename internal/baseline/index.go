@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/mod/sumdb/note"
@@ -30,6 +31,19 @@ type Index struct {
 	zd     *zstd.Decoder
 	// dec decodes re-read blocks with the same bounds as a full read.
 	dec decoder
+	// cache holds the most recently decoded blocks: changes cluster in a
+	// few directories, and decoding a block costs far more than a lookup
+	// in it.
+	cache []cachedBlock
+}
+
+// indexCacheBlocks bounds the cache: 16 blocks of about 256 KiB decoded.
+const indexCacheBlocks = 16
+
+type cachedBlock struct {
+	i    int
+	es   []*fim.Entry
+	tags []uint32
 }
 
 type blockRef struct {
@@ -103,8 +117,31 @@ func (ix *Index) blockFor(path string) int {
 	return lo - 1
 }
 
-// entries re-reads block i, checks it and decodes all its entries.
+// entries returns the entries of block i, from the cache or by re-reading
+// it. Callers must not modify the entries.
 func (ix *Index) entries(i int) ([]*fim.Entry, []uint32, error) {
+	for j, c := range ix.cache {
+		if c.i == i {
+			// Move to the front: least recently used blocks fall off the end.
+			copy(ix.cache[1:j+1], ix.cache[:j])
+			ix.cache[0] = c
+			return c.es, c.tags, nil
+		}
+	}
+	es, tags, err := ix.readBlock(i)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ix.cache) < indexCacheBlocks {
+		ix.cache = append(ix.cache, cachedBlock{})
+	}
+	copy(ix.cache[1:], ix.cache[:len(ix.cache)-1])
+	ix.cache[0] = cachedBlock{i: i, es: es, tags: tags}
+	return es, tags, nil
+}
+
+// readBlock re-reads block i, checks it and decodes all its entries.
+func (ix *Index) readBlock(i int) ([]*fim.Entry, []uint32, error) {
 	b := &ix.blocks[i]
 	stored := make([]byte, b.fr.compLen)
 	if _, err := ix.f.ReadAt(stored, b.payloadOff); err != nil {
@@ -144,12 +181,11 @@ func (ix *Index) Lookup(path string) (*fim.Entry, uint32, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	for j, e := range es {
-		if e.Path == path {
-			return e, tags[j], nil
-		}
+	j, ok := slices.BinarySearchFunc(es, path, func(e *fim.Entry, p string) int { return fim.ComparePaths(e.Path, p) })
+	if !ok {
+		return nil, 0, ErrNotFound
 	}
-	return nil, 0, ErrNotFound
+	return es[j], tags[j], nil
 }
 
 // Subtree returns an iterator over the entries at or below root, in walk

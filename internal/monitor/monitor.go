@@ -61,11 +61,15 @@ type Config struct {
 	Started func(backend watch.Source)
 }
 
+// maxBatch bounds how many events one targeted scan handles.
+const maxBatch = 4096
+
 // Monitor is a running watch.
 type Monitor struct {
 	cfg     Config
 	sink    Sink
 	overlay map[string]*fim.Entry // path -> state last reported; nil value: absent
+	batch   []watch.Event
 }
 
 // Run checks everything, then watches until ctx is done. It returns nil
@@ -125,7 +129,23 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 				}
 				return nil
 			}
-			if err := m.handle(ctx, ev); err != nil {
+			// Take whatever else is already waiting, so a burst costs one
+			// scan rather than one per event.
+			batch := append(m.batch[:0], ev)
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case ev, ok := <-w.Events():
+					if !ok {
+						break more
+					}
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+			m.batch = batch
+			if err := m.handleBatch(ctx, batch); err != nil {
 				if ctx.Err() != nil {
 					return nil // interrupted mid-check: a normal stop
 				}
@@ -139,18 +159,170 @@ func startupWho() *whodata.Who {
 	return whodata.Unavailable("changed while vigil was not watching; found by the startup check")
 }
 
-func (m *Monitor) handle(ctx context.Context, ev watch.Event) error {
-	if ev.Health != nil {
-		return m.sink.Health(ev.Time, ev.Health)
+// pending is one path of a batch to examine, with what the watcher said.
+type pending struct {
+	path    string
+	subtree bool // rescan everything below path
+	source  string
+	who     *whodata.Who
+	events  int
+	seen    time.Time
+	found   bool
+}
+
+func eventWho(ev watch.Event) *whodata.Who {
+	if ev.Who != nil {
+		return ev.Who
 	}
-	who := ev.Who
-	if who == nil {
-		who = whodata.Unavailable("no attribution for this event")
-		if ev.Source == watch.SourceRescan {
-			who = whodata.Unavailable("events were lost; the change was found by a rescan")
+	if ev.Source == watch.SourceRescan {
+		return whodata.Unavailable("events were lost; the change was found by a rescan")
+	}
+	return whodata.Unavailable("no attribution for this event")
+}
+
+// handleBatch examines the paths of a batch of events with one scan: the
+// paths themselves, and the subtrees of rescans. Directories named without
+// a rescan are examined alone (their own attributes) in scans of their own,
+// since a scan limited to a directory walks everything below it.
+func (m *Monitor) handleBatch(ctx context.Context, batch []watch.Event) error {
+	byPath := map[string]*pending{}
+	var order []*pending
+	for _, ev := range batch {
+		if ev.Health != nil {
+			if err := m.sink.Health(ev.Time, ev.Health); err != nil {
+				return err
+			}
+			continue
+		}
+		p := byPath[ev.Path]
+		if p == nil {
+			p = &pending{path: ev.Path}
+			byPath[ev.Path] = p
+			order = append(order, p)
+		}
+		// Later events for the same path supersede earlier ones, but a
+		// rescan request sticks and counts add up.
+		p.subtree = p.subtree || ev.Rescan
+		p.source, p.who, p.seen = string(ev.Source), eventWho(ev), ev.Time
+		p.events += ev.Count
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	sortPending(order)
+	// A path inside a subtree being rescanned is covered by that rescan.
+	var limit []*pending
+	var dirs []*pending
+	for _, p := range order {
+		if n := len(limit); n > 0 && limit[n-1].subtree && fim.IsWithin(p.path, limit[n-1].path) {
+			continue
+		}
+		if !p.subtree {
+			if cur := m.current(p.path); cur != nil && cur.Type == fim.TypeDir {
+				dirs = append(dirs, p)
+				continue
+			}
+		}
+		limit = append(limit, p)
+	}
+	for _, p := range dirs {
+		if err := m.check(ctx, p.path, true, p.source, p.who, p.events, p.seen); err != nil {
+			return err
 		}
 	}
-	return m.check(ctx, ev.Path, !ev.Rescan, string(ev.Source), who, ev.Count, ev.Time)
+	if len(limit) == 0 {
+		return nil
+	}
+	paths := make([]string, len(limit))
+	olds := make([]scan.Old, len(limit))
+	for i, p := range limit {
+		paths[i] = p.path
+		olds[i] = m.view(p.path, !p.subtree)
+	}
+	owner := func(path string) *pending {
+		// limit is sorted and its subtrees disjoint, so only the last
+		// entry at or before path can contain it.
+		i, ok := slices.BinarySearchFunc(limit, path, func(p *pending, t string) int { return fim.ComparePaths(p.path, t) })
+		if ok {
+			return limit[i]
+		}
+		if i > 0 && fim.IsWithin(path, limit[i-1].path) {
+			return limit[i-1]
+		}
+		return nil
+	}
+	_, err := scan.Run(ctx, m.cfg.Policy, &concatOld{parts: olds}, scan.Options{Workers: m.cfg.Workers, Limit: paths}, func(it *scan.Item) error {
+		if it.Status == scan.OutOfScope {
+			return nil
+		}
+		p := owner(it.Path)
+		if p == nil {
+			return nil
+		}
+		if it.Status == scan.Failed {
+			return m.sink.Problem(it.Path, it.Err, p.source)
+		}
+		c, changed := m.compare(it)
+		if !changed {
+			return nil
+		}
+		if it.Path == p.path {
+			p.found = true
+		}
+		m.remember(&c)
+		rule := it.Rule
+		if rule == nil {
+			rule = m.cfg.Policy.Lookup(it.Path)
+		}
+		return m.emit(&c, rule, p.source, p.who, p.events, p.seen)
+	})
+	if err != nil {
+		return fmt.Errorf("check %d paths: %w", len(paths), err)
+	}
+	for _, p := range limit {
+		if !p.found && !p.subtree && p.events > 0 {
+			// The kernel saw activity but the path is as it was: it
+			// changed and was restored within the coalescing window.
+			if err := m.transient(p.path, p.source, p.who, p.events, p.seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortPending(ps []*pending) {
+	slices.SortFunc(ps, func(a, b *pending) int { return fim.ComparePaths(a.path, b.path) })
+}
+
+// compare turns a scanned item into a change against the view.
+func (m *Monitor) compare(it *scan.Item) (fim.Change, bool) {
+	if it.Status == scan.Missing {
+		return fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
+	}
+	check := fim.Check{Attrs: fim.AllAttrs}
+	if it.Rule != nil {
+		check = it.Rule.Check
+	}
+	return fim.Compare(it.Old, it.New, check, it.Prefix)
+}
+
+// concatOld yields the old sides of disjoint, sorted parts one after the
+// other: together they are in walk order.
+type concatOld struct {
+	parts []scan.Old
+}
+
+func (c *concatOld) Next() (*fim.Entry, uint32, error) {
+	for len(c.parts) > 0 {
+		e, tag, err := c.parts[0].Next()
+		if err == io.EOF {
+			c.parts = c.parts[1:]
+			continue
+		}
+		return e, tag, err
+	}
+	return nil, 0, io.EOF
 }
 
 // check examines path (alone when shallow, else its whole subtree) against
@@ -179,17 +351,7 @@ func (m *Monitor) check(ctx context.Context, path string, shallow bool, source s
 		case scan.Failed:
 			return m.sink.Problem(it.Path, it.Err, source)
 		}
-		var c fim.Change
-		var changed bool
-		if it.Status == scan.Missing {
-			c, changed = fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
-		} else {
-			check := fim.Check{Attrs: fim.AllAttrs}
-			if it.Rule != nil {
-				check = it.Rule.Check
-			}
-			c, changed = fim.Compare(it.Old, it.New, check, it.Prefix)
-		}
+		c, changed := m.compare(it)
 		if !changed {
 			return nil
 		}
@@ -279,9 +441,17 @@ func (m *Monitor) view(path string, shallow bool) scan.Old {
 		base = m.cfg.Baseline.Subtree(path)
 	}
 	var over []string
-	for p := range m.overlay {
-		if (shallow && p == path) || (!shallow && fim.IsWithin(p, path)) {
-			over = append(over, p)
+	if shallow {
+		if _, ok := m.overlay[path]; ok {
+			over = []string{path}
+		}
+	} else {
+		// Rescans are rare; a lookup per event must not cost a pass over
+		// every change reported so far.
+		for p := range m.overlay {
+			if fim.IsWithin(p, path) {
+				over = append(over, p)
+			}
 		}
 	}
 	if len(over) == 0 {

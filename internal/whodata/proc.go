@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,16 +77,20 @@ func readBounded(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, maxProcRead)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
+	// Grow as the file really is: /proc files are small, and allocating
+	// the bound for every read was most of the attribution cost under load.
+	buf := make([]byte, 0, 512)
+	for len(buf) < maxProcRead {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), maxProcRead-len(buf)))
+		}
+		m, err := f.Read(buf[len(buf):min(cap(buf), maxProcRead)])
+		buf = buf[:len(buf)+m]
 		if err != nil || m == 0 {
 			break
 		}
 	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 // parseStatus takes PPid, Uid (real, effective) and Gid (real) from
