@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilfim/vigil/internal/baseline"
+	"github.com/vigilfim/vigil/internal/control"
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/record"
@@ -101,6 +102,20 @@ rescanned and the loss is reported as a health event.`,
 						retErr = err
 					}
 				}()
+			}
+			// Change control, when the policy has people, roles, pipelines
+			// or SoD sections: every change gets a verdict from its who-data.
+			if !pol.ChangeControl.Empty() {
+				ctl, err := control.Open(c.Context(), storeDSN(sp, jf.store), pol, control.Options{})
+				if err != nil {
+					return err
+				}
+				defer ctl.Close()
+				var rec func(string, any) error
+				if jw, ok := out.(*journaledWatch); ok {
+					rec = func(kind string, body any) error { return jw.enqueue(kind, time.Now(), body) }
+				}
+				out = newControlledWatch(c.Context(), out, ctl, baselineAcceptor{sp: sp, stderr: e.stderr}, rec)
 			}
 			return monitor.Run(c.Context(), monitor.Config{
 				Baseline:  ix,
