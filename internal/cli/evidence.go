@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vigilfim/vigil/internal/baseline"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,7 @@ func checkpointFile(sp statePaths) string {
 	return filepath.Join(filepath.Dir(sp.db), "evidence.checkpoint")
 }
 
-func openJournal(ctx context.Context, sp statePaths, storeFlag string, key *signing.Key, witness []string) (*journal, error) {
+func openJournal(ctx context.Context, sp statePaths, storeFlag string, key *signing.Key, witness []string, interval time.Duration) (*journal, error) {
 	st, err := openEvidenceStore(ctx, storeDSN(sp, storeFlag))
 	if err != nil {
 		return nil, fmt.Errorf("open evidence store: %w", err)
@@ -70,7 +71,7 @@ func openJournal(ctx context.Context, sp statePaths, storeFlag string, key *sign
 		store: st,
 		log:   lg,
 		cpr: evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{
-			File: checkpointFile(sp), WitnessDirs: witness,
+			File: checkpointFile(sp), WitnessDirs: witness, Interval: interval,
 		}),
 		host:  host,
 		actor: currentActor().evidenceName(),
@@ -128,4 +129,23 @@ func (j *journal) close(ctx context.Context) error {
 // a public key file.
 func evidenceVerifier(sp statePaths, pubkey string) (note.Verifier, error) {
 	return verifierFor(sp, pubkey)
+}
+
+// baselineWitnesses returns the witness directories of the policy stored in
+// the baseline (when there is one to read) and the extra ones given.
+func baselineWitnesses(sp statePaths, extra []string) []string {
+	v, err := verifierFor(sp, "")
+	if err != nil {
+		return witnesses(nil, extra)
+	}
+	r, err := baseline.Open(sp.db, v)
+	if err != nil {
+		return witnesses(nil, extra)
+	}
+	defer r.Close()
+	pol, err := policyOf(r, "")
+	if err != nil {
+		return witnesses(nil, extra)
+	}
+	return witnesses(pol, extra)
 }

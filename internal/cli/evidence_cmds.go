@@ -74,7 +74,7 @@ Exit status: 0 verified, 2 error, 4 tampered.`,
 				return err
 			}
 			defer st.Close()
-			rep, err := evidence.Verify(c.Context(), st, evidence.VerifyOptions{Verifier: v, CheckpointFile: checkpointFile(sp), WitnessDirs: f.witness})
+			rep, err := evidence.Verify(c.Context(), st, evidence.VerifyOptions{Verifier: v, CheckpointFile: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness)})
 			if errors.Is(err, evidence.ErrTampered) {
 				return &exitError{code: ExitTampered, err: err}
 			}
@@ -142,7 +142,7 @@ func newEvidenceCheckpointCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			cp, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: f.witness}).Checkpoint(c.Context())
+			cp, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness)}).Checkpoint(c.Context())
 			if err != nil {
 				return fmt.Errorf("sign checkpoint: %w", err)
 			}
@@ -179,7 +179,7 @@ func newEvidenceExportCmd(e *env) *cobra.Command {
 			}
 			defer st.Close()
 			// Cover everything recorded so far.
-			if _, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: f.witness}).Checkpoint(c.Context()); err != nil {
+			if _, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness)}).Checkpoint(c.Context()); err != nil {
 				return fmt.Errorf("sign checkpoint: %w", err)
 			}
 			tmp, err := os.CreateTemp(dirOf(out), ".vigil-bundle-*")
@@ -242,7 +242,7 @@ appended to the log as a record naming who pruned what and why.`,
 			if err != nil {
 				return fmt.Errorf("load signing key: %w", err)
 			}
-			j, err := openJournal(c.Context(), sp, f.store, key, f.witness)
+			j, err := openJournal(c.Context(), sp, f.store, key, baselineWitnesses(sp, f.witness), 0)
 			if err != nil {
 				return err
 			}

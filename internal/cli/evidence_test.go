@@ -82,3 +82,31 @@ func TestEvidenceRecordsVerifiesExportsAndCatchesTampering(t *testing.T) {
 		t.Errorf("tampered store: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+func TestEvidenceWitnessFromPolicy(t *testing.T) {
+	root := t.TempDir()
+	tree := filepath.Join(root, "tree")
+	witness := filepath.Join(root, "witness")
+	if err := os.MkdirAll(witness, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(tree, "a"), "a", 0o644)
+	pol := filepath.Join(root, "policy.yaml")
+	writeFile(t, pol, "version: 1\nname: w\nrules:\n  - path: "+tree+"\nevidence:\n  witness: ["+witness+"]\n", 0o644)
+	db := filepath.Join(root, "state", "baseline.vgl")
+	if code, _, errOut := run(t, "baseline", "--db", db, "--policy", pol); code != 0 {
+		t.Fatalf("baseline: %d %s", code, errOut)
+	}
+	ents, err := os.ReadDir(witness)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no checkpoint copy in the policy's witness directory: %v %v", ents, err)
+	}
+	// The witness copy takes part in verification: replace it with garbage.
+	copyPath := filepath.Join(witness, ents[0].Name())
+	if err := os.WriteFile(copyPath, []byte("not a checkpoint\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "evidence", "verify", "--db", db); code == 0 {
+		t.Errorf("verify passed with a damaged witness copy: %s", errOut)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
@@ -36,11 +37,26 @@ func (f *journalFlags) register(c *cobra.Command) {
 }
 
 // open opens the evidence journal, or returns nil when evidence is off.
-func (f *journalFlags) open(ctx context.Context, sp statePaths, key *signing.Key) (*journal, error) {
+// Witnesses are the policy's and the command line's.
+func (f *journalFlags) open(ctx context.Context, sp statePaths, key *signing.Key, pol *policy.Policy) (*journal, error) {
 	if f.noEvidence {
 		return nil, nil
 	}
-	return openJournal(ctx, sp, f.store, key, f.witness)
+	return openJournal(ctx, sp, f.store, key, witnesses(pol, f.witness), pol.Evidence.CheckpointInterval)
+}
+
+// witnesses joins the policy's witness directories and extra ones.
+func witnesses(pol *policy.Policy, extra []string) []string {
+	var w []string
+	if pol != nil {
+		w = append(w, pol.Evidence.Witness...)
+	}
+	for _, d := range extra {
+		if !slices.Contains(w, d) {
+			w = append(w, d)
+		}
+	}
+	return w
 }
 
 // stateFlags are the flags every command that touches the baseline has.
@@ -209,7 +225,7 @@ is) and stores a new signed baseline, replacing the previous one atomically.`,
 				return err
 			}
 			defer unlock()
-			j, err := jf.open(c.Context(), sp, key)
+			j, err := jf.open(c.Context(), sp, key, pol)
 			if err != nil {
 				return err
 			}
@@ -313,7 +329,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 				if err != nil {
 					return fmt.Errorf("load signing key: %w", err)
 				}
-				if j, err = jf.open(c.Context(), sp, key); err != nil {
+				if j, err = jf.open(c.Context(), sp, key, pol); err != nil {
 					return err
 				}
 				defer j.close(c.Context())
@@ -411,7 +427,7 @@ Entries that cannot be read keep their previous state and are reported.`,
 			if err != nil {
 				return err
 			}
-			j, err := jf.open(c.Context(), sp, key)
+			j, err := jf.open(c.Context(), sp, key, pol)
 			if err != nil {
 				return err
 			}

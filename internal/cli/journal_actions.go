@@ -19,7 +19,7 @@ func recordAction(ctx context.Context, f *ccFlags, kind string, body any) error 
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}
-	j, err := openJournal(ctx, sp, f.store, key, nil)
+	j, err := openJournal(ctx, sp, f.store, key, baselineWitnesses(sp, nil), 0)
 	if err != nil {
 		return err
 	}

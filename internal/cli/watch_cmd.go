@@ -88,7 +88,7 @@ rescanned and the loss is reported as a health event.`,
 				if err != nil {
 					return fmt.Errorf("load signing key: %w", err)
 				}
-				j, err := jf.open(c.Context(), sp, key)
+				j, err := jf.open(c.Context(), sp, key, pol)
 				if err != nil {
 					return err
 				}

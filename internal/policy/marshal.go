@@ -32,6 +32,7 @@ func Marshal(p *Policy) ([]byte, error) {
 	// schema belongs to internal/change, and their text is already what
 	// a round trip must reproduce.
 	b.Write(p.ChangeControl.Text)
+	writeEvidence(&b, p.Evidence)
 	out := b.Bytes()
 	// Canonical output is larger than a compact source, so the size limit
 	// of Parse does not apply to the check.

@@ -30,14 +30,14 @@ const (
 // messages list them.
 var (
 	topKeys = []string{"version", "name", "attribute_sets", "defaults", "rules",
-		"people", "roles", "pipelines", "sod"}
+		"people", "roles", "pipelines", "sod", "evidence"}
 	defaultsKeys = []string{"attributes", "hash", "severity", "cross_filesystems", "exclude", "tags", "owners"}
 	ruleKeys     = []string{"path", "name", "recurse", "exclude", "attributes", "hash", "severity",
 		"cross_filesystems", "tags", "owners"}
 	// reservedTopKeys name sections later versions will add
 	// (docs/policy.md, "Reserved sections"); until then they are errors
 	// with a message that says so.
-	reservedTopKeys = []string{"change_control", "evidence", "witness", "notify"}
+	reservedTopKeys = []string{"change_control", "witness", "notify"}
 )
 
 // Load reads and parses the policy file at path. Invalid policies yield an
@@ -159,6 +159,13 @@ func (p *parser) document(n *yaml.Node) *Policy {
 	if len(p.errs.Errors) > 0 {
 		return nil
 	}
+	var ev Evidence
+	if v, ok := f["evidence"]; ok {
+		ev = p.evidence(v)
+	}
+	if len(p.errs.Errors) > 0 {
+		return nil
+	}
 	pol, err := New(name, rules)
 	if err != nil {
 		// The checks above cover everything New checks; reaching this
@@ -166,6 +173,7 @@ func (p *parser) document(n *yaml.Node) *Policy {
 		p.errorf(n, "%v", err)
 		return nil
 	}
+	pol.Evidence = ev
 	return pol
 }
 

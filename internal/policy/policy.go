@@ -110,6 +110,8 @@ type Policy struct {
 	// ChangeControl holds the people, roles, pipelines and sod sections
 	// as text, for internal/change to decode; zero when there are none.
 	ChangeControl ChangeControl
+	// Evidence configures witnesses and checkpointing of the evidence log.
+	Evidence Evidence
 
 	ix *index
 }
@@ -259,7 +261,7 @@ func matchBaseBelow(s segment, path, root string) bool {
 // Equal reports whether two policies have the same name and rules, field
 // by field; a nil and an empty list are equal.
 func (p *Policy) Equal(q *Policy) bool {
-	if p.Name != q.Name || len(p.Rules) != len(q.Rules) || !bytes.Equal(p.ChangeControl.Text, q.ChangeControl.Text) {
+	if p.Name != q.Name || len(p.Rules) != len(q.Rules) || !bytes.Equal(p.ChangeControl.Text, q.ChangeControl.Text) || !p.Evidence.Equal(q.Evidence) {
 		return false
 	}
 	for i, r := range p.Rules {
