@@ -1,0 +1,150 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vigilfim/vigil/internal/evidence"
+	"github.com/vigilfim/vigil/internal/fleet"
+	"github.com/vigilfim/vigil/internal/whodata"
+)
+
+// The relay copies ingested records into the evidence log, in commit order,
+// exactly once. Records are first committed to fleet_records together with
+// the agent's high-water mark (what makes ingestion idempotent); the relay
+// then appends them to the log and moves its cursor. A crash between the
+// append and the cursor move is repaired at start: the relay reads the
+// leaves appended since the last cursor move and skips what they hold.
+const (
+	cursorRID  = "evidence_rid"  // last record RID appended
+	cursorSize = "evidence_size" // log size after that append
+	relayBatch = 2048
+)
+
+// relayStore is what the relay needs of the evidence store.
+type relayStore interface {
+	LogSize(ctx context.Context) (uint64, error)
+	evidence.LeafScanner
+}
+
+// evidenceAppender is the part of evidence.Log the hub uses.
+type evidenceAppender interface {
+	Append(ctx context.Context, r evidence.Record) (uint64, error)
+	AppendBatch(ctx context.Context, recs []evidence.Record) (uint64, error)
+}
+
+// ingestedBody is the evidence payload of a relayed record: the agent's
+// record as it sent it, and where it came from.
+type ingestedBody struct {
+	RID    int64           `json:"rid"`
+	Agent  string          `json:"agent"`
+	Seq    uint64          `json:"seq"`
+	Record json.RawMessage `json:"record"`
+}
+
+// recoverCursor finds the last RID already in the log.
+func recoverCursor(ctx context.Context, st fleet.Store, rs relayStore) (int64, error) {
+	rid, err := st.Cursor(ctx, cursorRID)
+	if err != nil {
+		return 0, err
+	}
+	from, err := st.Cursor(ctx, cursorSize)
+	if err != nil {
+		return 0, err
+	}
+	size, err := rs.LogSize(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("recover relay cursor: %w", err)
+	}
+	err = rs.ScanLeaves(ctx, uint64(from), size, func(l *evidence.StoredLeaf) error {
+		if l.Leaf == nil || (l.Kind != evidence.KindChange && l.Kind != evidence.KindHealth) {
+			return nil
+		}
+		_, r, err := evidence.DecodeLeaf(l.Leaf)
+		if err != nil {
+			return err
+		}
+		var b struct {
+			RID   int64  `json:"rid"`
+			Agent string `json:"agent"`
+		}
+		if json.Unmarshal(r.Body, &b) == nil && b.Agent != "" && b.RID > rid {
+			rid = b.RID
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recover relay cursor: %w", err)
+	}
+	return rid, nil
+}
+
+// relay runs until ctx ends, appending records whenever wake fires.
+func (h *Hub) relay(ctx context.Context, wake <-chan struct{}) error {
+	rid, err := recoverCursor(ctx, h.store, h.evStore)
+	if err != nil {
+		return err
+	}
+	for {
+		recs, err := h.store.RecordsAfter(ctx, rid, relayBatch)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-wake:
+				continue
+			}
+		}
+		ev := make([]evidence.Record, 0, len(recs))
+		for _, r := range recs {
+			kind := evidence.KindChange
+			actor := "vigil/agent"
+			if r.Kind == fleet.KindHealth {
+				kind = evidence.KindHealth
+			} else {
+				actor = whoOf(r.Body)
+			}
+			raw, _ := json.Marshal(r.Record)
+			e, err := evidence.NewRecord(kind, r.Time, r.Host, actor, ingestedBody{RID: r.RID, Agent: r.AgentID, Seq: r.Seq, Record: raw})
+			if err != nil {
+				return fmt.Errorf("relay record %d: %w", r.RID, err)
+			}
+			ev = append(ev, e)
+		}
+		first, err := h.log.AppendBatch(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("relay records to evidence: %w", err)
+		}
+		rid = recs[len(recs)-1].RID
+		if err := h.store.SetCursor(ctx, cursorRID, rid); err != nil {
+			return err
+		}
+		if err := h.store.SetCursor(ctx, cursorSize, int64(first)+int64(len(ev))); err != nil {
+			return err
+		}
+	}
+}
+
+// whoOf names the actor of a change record from its who-data, the way
+// the CLI's journal does: uid and login uid, with names when known.
+func whoOf(body json.RawMessage) string {
+	var b struct {
+		Who *whodata.Who `json:"who"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Who == nil || b.Who.UID == nil {
+		return "unknown"
+	}
+	w := b.Who
+	s := fmt.Sprintf("uid=%d(%s)", *w.UID, w.User)
+	if w.AUID != nil && *w.AUID != whodata.UnsetID {
+		s += fmt.Sprintf(" auid=%d(%s)", *w.AUID, w.LoginUser)
+	}
+	if len(s) > evidence.MaxActorLen {
+		s = s[:evidence.MaxActorLen]
+	}
+	return s
+}
