@@ -143,28 +143,39 @@ func (a *Agent) Spool() *Spool { return a.spool }
 // Close closes the spool.
 func (a *Agent) Close() error { return a.spool.Close() }
 
-// Run pulls the policy, then runs the watcher, the sender, the heartbeat
-// and certificate renewal until ctx ends. Without a reachable hub it runs
-// the watcher on the last verified policy it stored, spooling everything.
+// Run runs the sender, the heartbeat, certificate renewal and the watcher
+// until ctx ends. The watcher starts once a verified policy is at hand:
+// fetched from the hub, or the last verified copy when the hub is away;
+// with neither (a hub down since enrolment) it retries with backoff while
+// the rest runs.
 func (a *Agent) Run(ctx context.Context) error {
-	pol, err := a.policy(ctx)
-	if err != nil {
-		return err
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.sendLoop(gctx) })
 	g.Go(func() error { return a.heartbeatLoop(gctx) })
 	g.Go(func() error { return a.renewLoop(gctx) })
-	if a.cfg.Watch != nil {
-		g.Go(func() error {
-			if err := a.cfg.Watch(gctx, pol, &Sink{a: a}); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("watch: %w", err)
+	g.Go(func() error {
+		var pol []byte
+		for fails := 1; ; fails++ {
+			var err error
+			if pol, err = a.policy(gctx); err == nil {
+				break
 			}
+			a.log.Warn("no policy yet", "err", err)
+			a.setStatus(func(s *Status) { s.LastError = err.Error() })
+			if sleep(gctx, a.backoff(fails)) != nil {
+				return nil
+			}
+		}
+		if a.cfg.Watch == nil {
 			return nil
-		})
-	}
+		}
+		if err := a.cfg.Watch(gctx, pol, &Sink{a: a}); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		return nil
+	})
 	a.setStatus(func(s *Status) { s.State = "running" })
-	err = g.Wait()
+	err := g.Wait()
 	a.setStatus(func(s *Status) { s.State = "stopped" })
 	if errors.Is(err, context.Canceled) {
 		err = nil

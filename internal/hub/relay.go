@@ -80,53 +80,91 @@ func recoverCursor(ctx context.Context, st fleet.Store, rs relayStore) (int64, e
 	return rid, nil
 }
 
-// relay runs until ctx ends, appending records whenever wake fires.
+// relay runs until ctx ends, appending records whenever wake fires. When
+// ctx ends it drains what is committed (Serve stops it only after every
+// request finished), so a clean shutdown leaves nothing for the next start.
 func (h *Hub) relay(ctx context.Context, wake <-chan struct{}) error {
-	rid, err := recoverCursor(ctx, h.store, h.evStore)
+	// Recover even when stopped at once, so the drain below starts from
+	// the right place.
+	rid, err := recoverCursor(context.WithoutCancel(ctx), h.store, h.evStore)
 	if err != nil {
 		return err
 	}
 	for {
-		recs, err := h.store.RecordsAfter(ctx, rid, relayBatch)
+		n, err := h.relayOnce(ctx, &rid)
 		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-wake:
-				continue
+			if ctx.Err() == nil {
+				return err
 			}
+			break
 		}
-		ev := make([]evidence.Record, 0, len(recs))
-		for _, r := range recs {
-			kind := evidence.KindChange
-			actor := "vigil/agent"
-			if r.Kind == fleet.KindHealth {
-				kind = evidence.KindHealth
-			} else {
-				actor = whoOf(r.Body)
-			}
-			raw, _ := json.Marshal(r.Record)
-			e, err := evidence.NewRecord(kind, r.Time, r.Host, actor, ingestedBody{RID: r.RID, Agent: r.AgentID, Seq: r.Seq, Record: raw})
-			if err != nil {
-				return fmt.Errorf("relay record %d: %w", r.RID, err)
-			}
-			ev = append(ev, e)
+		if n > 0 {
+			continue
 		}
-		first, err := h.log.AppendBatch(ctx, ev)
-		if err != nil {
-			return fmt.Errorf("relay records to evidence: %w", err)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+			continue
 		}
-		rid = recs[len(recs)-1].RID
-		if err := h.store.SetCursor(ctx, cursorRID, rid); err != nil {
-			return err
-		}
-		if err := h.store.SetCursor(ctx, cursorSize, int64(first)+int64(len(ev))); err != nil {
+		break
+	}
+	// Reconcile with the log before draining, in case a cursor write
+	// failed after its append.
+	final := context.WithoutCancel(ctx)
+	if rid, err = recoverCursor(final, h.store, h.evStore); err != nil {
+		return err
+	}
+	for {
+		n, err := h.relayOnce(final, &rid)
+		if err != nil || n == 0 {
 			return err
 		}
 	}
+}
+
+// relayOnce appends the next batch of records after *rid and moves the
+// cursor; it returns how many it appended.
+func (h *Hub) relayOnce(ctx context.Context, rid *int64) (int, error) {
+	recs, err := h.store.RecordsAfter(ctx, *rid, relayBatch)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	ev := make([]evidence.Record, 0, len(recs))
+	for _, r := range recs {
+		kind := evidence.KindChange
+		actor := "vigil/agent"
+		if r.Kind == fleet.KindHealth {
+			kind = evidence.KindHealth
+		} else {
+			actor = whoOf(r.Body)
+		}
+		raw, err := json.Marshal(r.Record)
+		if err != nil {
+			return 0, fmt.Errorf("relay record %d: %w", r.RID, err)
+		}
+		e, err := evidence.NewRecord(kind, r.Time, r.Host, actor, ingestedBody{RID: r.RID, Agent: r.AgentID, Seq: r.Seq, Record: raw})
+		if err != nil {
+			return 0, fmt.Errorf("relay record %d: %w", r.RID, err)
+		}
+		ev = append(ev, e)
+	}
+	// Never cancel an append: one cut short may still commit later, after
+	// the relay decided it had not, and the batch would be appended twice.
+	ctx = context.WithoutCancel(ctx)
+	first, err := h.log.AppendBatch(ctx, ev)
+	if err != nil {
+		return 0, fmt.Errorf("relay records to evidence: %w", err)
+	}
+	*rid = recs[len(recs)-1].RID
+	// RID first: a crash between the two writes only makes the next start
+	// rescan a few more leaves.
+	if err := h.store.SetCursor(ctx, cursorRID, *rid); err != nil {
+		return 0, err
+	}
+	if err := h.store.SetCursor(ctx, cursorSize, int64(first)+int64(len(ev))); err != nil {
+		return 0, err
+	}
+	return len(recs), nil
 }
 
 // whoOf names the actor of a change record from its who-data, the way
