@@ -106,5 +106,8 @@ change with approved change requests.`,
 		newPolicyCmd(e),
 		newKeyCmd(e),
 	)
+	root.AddCommand(newServerCmd(e))
+	root.AddCommand(newAgentCmd(e))
+	root.AddCommand(newStatusCmd(e))
 	return root
 }
