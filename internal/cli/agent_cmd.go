@@ -162,4 +162,3 @@ func newAgentInstallCmd(e *env) *cobra.Command {
 	c.Flags().StringVar(&unitDir, "unit-dir", "/etc/systemd/system", "systemd unit directory")
 	return c
 }
-
