@@ -122,13 +122,15 @@ func startHub(vigil, dir, db string) (*hubProc, error) {
 }
 
 // cpu returns the process's user+system CPU time and its peak RSS.
-func (h *hubProc) cpu() (time.Duration, int64) {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+func (h *hubProc) cpu() (time.Duration, int64) { return procCPU(h.cmd.Process.Pid) }
+
+func procCPU(pid int) (time.Duration, int64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	var hwm int64
-	s, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	s, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(s), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
 			hwm, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
@@ -249,6 +251,7 @@ func load(vigil string, args []string) error {
 	fmt.Printf("enrolled %d agents in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 
 	cpu0, _ := h.cpu()
+	gen0, _ := procCPU(os.Getpid())
 	start := time.Now()
 	lat := make([][]time.Duration, *n)
 	var sent, acked, failed atomic.Int64
@@ -262,6 +265,7 @@ func load(vigil string, args []string) error {
 	wg.Wait()
 	wall := time.Since(start)
 	cpu1, rss := h.cpu()
+	gen1, _ := procCPU(os.Getpid())
 
 	var all []time.Duration
 	for _, l := range lat {
@@ -279,6 +283,8 @@ func load(vigil string, args []string) error {
 	fmt.Printf("ingest latency p50 %s p90 %s p99 %s max %s\n", pct(.5), pct(.9), pct(.99), pct(1))
 	fmt.Printf("hub CPU %s over %s (%.0f%% of one core), peak RSS %d MiB\n",
 		(cpu1 - cpu0).Round(time.Millisecond), wall.Round(time.Second), 100*(cpu1-cpu0).Seconds()/wall.Seconds(), rss>>20)
+
+	fmt.Printf("load generator CPU %s (%.0f%% of one core)\n", (gen1 - gen0).Round(time.Millisecond), 100*(gen1-gen0).Seconds()/wall.Seconds())
 
 	// Count what the hub holds (high-water marks in its inventory).
 	plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool}}}
