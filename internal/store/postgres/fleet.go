@@ -213,39 +213,76 @@ func (d *DB) MarkSilent(ctx context.Context, cutoff time.Time) ([]fleet.Agent, e
 	return out, nil
 }
 
-// Ingest implements fleet.Store.
+// Ingest implements fleet.Store in three round trips whatever the number
+// of batches: lock and read every agent's mark at once (in id order, so two
+// hubs never deadlock), COPY all new records, move all marks with one
+// UPDATE ... FROM unnest. Per-batch round trips made the group commit
+// network-bound (bench/fleet: p99 over a minute at 1,000 agents).
 func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) ([]fleet.IngestResult, error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	out := make([]fleet.IngestResult, len(batches))
-	for i, b := range batches {
+	ids := make([]string, 0, len(batches))
+	for _, b := range batches {
+		ids = append(ids, b.AgentID)
+	}
+	rows, err := tx.Query(ctx, `SELECT id, high_water FROM fleet_agents WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+	}
+	marks := make(map[string]uint64, len(batches))
+	for rows.Next() {
+		var id string
 		var hw int64
-		err := tx.QueryRow(ctx, `SELECT high_water FROM fleet_agents WHERE id = $1 FOR UPDATE`, b.AgentID).Scan(&hw)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if err := rows.Scan(&id, &hw); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+		}
+		marks[id] = uint64(hw)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+	}
+	out := make([]fleet.IngestResult, len(batches))
+	var copyRows [][]any
+	for i, b := range batches {
+		hw, ok := marks[b.AgentID]
+		if !ok {
 			out[i].Err = fleet.ErrNotFound
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ingest: read high-water mark: %w", err)
-		}
-		recs, res := fleet.NewRecords(uint64(hw), b.Records)
+		// Two batches of one agent in a group apply in order.
+		recs, res := fleet.NewRecords(hw, b.Records)
 		out[i] = res
 		if res.Err != nil {
 			continue
 		}
+		marks[b.AgentID] = res.HighWater
+		for j := range recs {
+			r := &recs[j]
+			copyRows = append(copyRows, []any{b.AgentID, int64(r.Seq), r.Kind, r.Time.UnixNano(), []byte(r.Body)})
+		}
+	}
+	if len(copyRows) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"fleet_records"}, []string{"agent_id", "seq", "kind", "time_ns", "body"},
-			pgx.CopyFromSlice(len(recs), func(j int) ([]any, error) {
-				r := &recs[j]
-				return []any{b.AgentID, int64(r.Seq), r.Kind, r.Time.UnixNano(), []byte(r.Body)}, nil
-			})); err != nil {
+			pgx.CopyFromRows(copyRows)); err != nil {
 			return nil, fmt.Errorf("ingest: insert records: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE fleet_agents SET high_water = $1, last_seen_ns = $2 WHERE id = $3`,
-			int64(res.HighWater), now.UnixNano(), b.AgentID); err != nil {
-			return nil, fmt.Errorf("ingest: move high-water mark: %w", err)
+		var mids []string
+		var mhws []int64
+		for i, b := range batches {
+			if out[i].Err == nil {
+				mids = append(mids, b.AgentID)
+				mhws = append(mhws, int64(marks[b.AgentID]))
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE fleet_agents a SET high_water = m.hw, last_seen_ns = $3
+			FROM (SELECT DISTINCT ON (id) id, hw FROM unnest($1::text[], $2::bigint[]) AS u(id, hw) ORDER BY id, hw DESC) m
+			WHERE a.id = m.id`, mids, mhws, now.UnixNano()); err != nil {
+			return nil, fmt.Errorf("ingest: move high-water marks: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -15,6 +15,7 @@ var _ fleet.Store = (*DB)(nil)
 
 // CreateUser implements fleet.Store.
 func (d *DB) CreateUser(ctx context.Context, u fleet.User, tokenHash []byte) error {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("create user: %w", err)
@@ -61,6 +62,7 @@ func (d *DB) UserCount(ctx context.Context) (int, error) {
 
 // CreateEnrollToken implements fleet.Store.
 func (d *DB) CreateEnrollToken(ctx context.Context, t fleet.EnrollToken) error {
+	defer d.writing()()
 	if _, err := d.db.ExecContext(ctx, `INSERT INTO fleet_enroll_tokens (hash, grp, expires_ns, creator) VALUES (?, ?, ?, ?)`,
 		t.Hash, t.Group, t.Expires.UnixNano(), t.Creator); err != nil {
 		return fmt.Errorf("create enrolment token: %w", err)
@@ -70,6 +72,7 @@ func (d *DB) CreateEnrollToken(ctx context.Context, t fleet.EnrollToken) error {
 
 // Enroll implements fleet.Store.
 func (d *DB) Enroll(ctx context.Context, tokenHash []byte, now time.Time, a fleet.Agent) (fleet.Agent, error) {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return a, fmt.Errorf("enroll: %w", err)
@@ -101,6 +104,7 @@ func (d *DB) Enroll(ctx context.Context, tokenHash []byte, now time.Time, a flee
 
 // SetCertSerial implements fleet.Store.
 func (d *DB) SetCertSerial(ctx context.Context, agentID, serial string) error {
+	defer d.writing()()
 	res, err := d.db.ExecContext(ctx, `UPDATE fleet_agents SET cert_serial = ? WHERE id = ?`, serial, agentID)
 	if err != nil {
 		return fmt.Errorf("set certificate serial: %w", err)
@@ -163,6 +167,7 @@ func (d *DB) queryAgents(ctx context.Context, q string, args ...any) ([]fleet.Ag
 
 // Heartbeat implements fleet.Store.
 func (d *DB) Heartbeat(ctx context.Context, id string, now time.Time, s fleet.Status) (bool, error) {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("heartbeat: %w", err)
@@ -186,6 +191,7 @@ func (d *DB) Heartbeat(ctx context.Context, id string, now time.Time, s fleet.St
 
 // MarkSilent implements fleet.Store.
 func (d *DB) MarkSilent(ctx context.Context, cutoff time.Time) ([]fleet.Agent, error) {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mark silent: %w", err)
@@ -216,6 +222,7 @@ func (d *DB) MarkSilent(ctx context.Context, cutoff time.Time) ([]fleet.Agent, e
 
 // Ingest implements fleet.Store.
 func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) ([]fleet.IngestResult, error) {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
@@ -304,6 +311,7 @@ func (d *DB) Cursor(ctx context.Context, name string) (int64, error) {
 
 // SetCursor implements fleet.Store.
 func (d *DB) SetCursor(ctx context.Context, name string, v int64) error {
+	defer d.writing()()
 	if _, err := d.db.ExecContext(ctx, `INSERT INTO fleet_cursors (name, v) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET v = excluded.v`, name, v); err != nil {
 		return fmt.Errorf("set cursor %s: %w", name, err)
 	}

@@ -96,6 +96,8 @@ func testFleetIngest(t *testing.T, st fleet.Store) {
 		{"gap beside good", []fleet.Batch{{AgentID: "a", Records: recs(7, 8)}, {AgentID: "b", Records: recs(2, 2)}},
 			[]fleet.IngestResult{{HighWater: 5, Err: fleet.ErrSequenceGap}, {HighWater: 2}}},
 		{"unknown agent", []fleet.Batch{{AgentID: "zz", Records: recs(1, 1)}}, []fleet.IngestResult{{Err: fleet.ErrNotFound}}},
+		{"one agent twice in a group", []fleet.Batch{{AgentID: "a", Records: recs(6, 7)}, {AgentID: "a", Records: recs(8, 9)}},
+			[]fleet.IngestResult{{HighWater: 7}, {HighWater: 9}}},
 	}
 	for _, tc := range tests {
 		got, err := st.Ingest(ctx, now, tc.batches)
@@ -108,14 +110,14 @@ func testFleetIngest(t *testing.T, st fleet.Store) {
 			}
 		}
 	}
-	if n, _ := st.RecordCount(ctx, "a"); n != 5 {
-		t.Errorf("agent a has %d records, want 5", n)
+	if n, _ := st.RecordCount(ctx, "a"); n != 9 {
+		t.Errorf("agent a has %d records, want 9", n)
 	}
 	if n, _ := st.RecordCount(ctx, "b"); n != 2 {
 		t.Errorf("agent b has %d records, want 2", n)
 	}
 	all, err := st.RecordsAfter(ctx, 0, 100)
-	if err != nil || len(all) != 7 {
+	if err != nil || len(all) != 11 {
 		t.Fatalf("records after 0: %d, %v", len(all), err)
 	}
 	for i := 1; i < len(all); i++ {
@@ -131,8 +133,8 @@ func testFleetIngest(t *testing.T, st fleet.Store) {
 		t.Errorf("records after %d: %+v", all[3].RID, rest)
 	}
 	a, _ := st.Agent(ctx, "a")
-	if a.HighWater != 5 {
-		t.Errorf("high water %d, want 5", a.HighWater)
+	if a.HighWater != 9 {
+		t.Errorf("high water %d, want 9", a.HighWater)
 	}
 }
 
