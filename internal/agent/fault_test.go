@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -237,4 +238,39 @@ func enrollToken(t *testing.T, hubDir, url, admin string) string {
 	var r hub.EnrollTokenResponse
 	json.Unmarshal(body, &r)
 	return r.Token
+}
+
+func TestCertificateRotation(t *testing.T) {
+	h := fleettest.StartHub(t, "", "", hub.Options{})
+	dir := t.TempDir()
+	st, err := agent.Enroll(t.Context(), dir, h.URL(), fleettest.EnrollToken(t, h, h.AdminToken), "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := runAgent(t, dir)
+	old := a.Certificate()
+	if err := a.Renew(t.Context()); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	cur := a.Certificate()
+	if cur.SerialNumber.Cmp(old.SerialNumber) == 0 || cur.PublicKey.(*ecdsa.PublicKey).Equal(old.PublicKey) {
+		t.Fatal("renewal kept the old certificate or key")
+	}
+	ag, err := h.Store().Agent(t.Context(), st.AgentID)
+	if err != nil || ag.CertSerial != cur.SerialNumber.Text(16) {
+		t.Fatalf("hub inventory serial %q, want %q (%v)", ag.CertSerial, cur.SerialNumber.Text(16), err)
+	}
+	// The renewed identity delivers, and survives a restart of the agent.
+	if _, err := a.Spool().Append(t.Context(), fleet.KindChange, time.Now(), change(1)); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.WaitFor(t, "delivery with the new certificate", func() bool { return a.Status().Delivered == 1 })
+	again, err := agent.Open(t.Context(), agent.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.Certificate().SerialNumber.Cmp(cur.SerialNumber) != 0 {
+		t.Fatal("renewed certificate not persisted")
+	}
 }

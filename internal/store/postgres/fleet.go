@@ -217,7 +217,7 @@ func (d *DB) MarkSilent(ctx context.Context, cutoff time.Time) ([]fleet.Agent, e
 // of batches: lock and read every agent's mark at once (in id order, so two
 // hubs never deadlock), COPY all new records, move all marks with one
 // UPDATE ... FROM unnest. Per-batch round trips made the group commit
-// network-bound (bench/fleet: p99 over a minute at 1,000 agents).
+// latency-bound (see `go run ./bench/fleet load -db postgres://...`).
 func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) ([]fleet.IngestResult, error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
