@@ -2,8 +2,8 @@ package agent_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
 	"os"
