@@ -271,3 +271,8 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		t.Fatalf("health: %d %s", status, body)
 	}
 }
+
+func doPost(t *testing.T, c *http.Client, url string, body any) (int, []byte) {
+	t.Helper()
+	return fleettest.Do(t, c, "POST", url, "", body)
+}
