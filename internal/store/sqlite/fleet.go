@@ -220,7 +220,10 @@ func (d *DB) MarkSilent(ctx context.Context, cutoff time.Time) ([]fleet.Agent, e
 	return out, nil
 }
 
-// Ingest implements fleet.Store.
+// Ingest implements fleet.Store with a fixed number of statements per
+// group rather than per batch: one read of every agent's mark, multi-row
+// INSERTs of all new records, one UPDATE of all marks. Each statement
+// through database/sql costs CPU that a thousand agents' batches multiply.
 func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) ([]fleet.IngestResult, error) {
 	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -228,32 +231,76 @@ func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) (
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	defer tx.Rollback()
-	out := make([]fleet.IngestResult, len(batches))
-	for i, b := range batches {
+	marks := make(map[string]uint64, len(batches))
+	var ids []any
+	for _, b := range batches {
+		if _, ok := marks[b.AgentID]; !ok {
+			marks[b.AgentID] = 0
+			ids = append(ids, b.AgentID)
+		}
+	}
+	clear(marks)
+	rows, err := tx.QueryContext(ctx, `SELECT id, high_water FROM fleet_agents WHERE id IN (`+placeholders(len(ids), "?")+`)`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+	}
+	for rows.Next() {
+		var id string
 		var hw int64
-		err := tx.QueryRowContext(ctx, `SELECT high_water FROM fleet_agents WHERE id = ?`, b.AgentID).Scan(&hw)
-		if errors.Is(err, sql.ErrNoRows) {
+		if err := rows.Scan(&id, &hw); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+		}
+		marks[id] = uint64(hw)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ingest: read high-water marks: %w", err)
+	}
+	out := make([]fleet.IngestResult, len(batches))
+	type row struct {
+		agent string
+		rec   *fleet.Record
+	}
+	var all []row
+	var moved []any
+	for i, b := range batches {
+		hw, ok := marks[b.AgentID]
+		if !ok {
 			out[i].Err = fleet.ErrNotFound
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ingest: read high-water mark: %w", err)
-		}
-		recs, res := fleet.NewRecords(uint64(hw), b.Records)
+		// Two batches of one agent in a group apply in order.
+		recs, res := fleet.NewRecords(hw, b.Records)
 		out[i] = res
 		if res.Err != nil {
 			continue
 		}
-		if err := insertRows(ctx, tx, "INSERT INTO fleet_records (agent_id, seq, kind, time_ns, body) VALUES ", 5, len(recs),
+		marks[b.AgentID] = res.HighWater
+		for j := range recs {
+			all = append(all, row{b.AgentID, &recs[j]})
+		}
+	}
+	if len(all) > 0 {
+		if err := insertRows(ctx, tx, "INSERT INTO fleet_records (agent_id, seq, kind, time_ns, body) VALUES ", 5, len(all),
 			func(j int, args []any) []any {
-				r := &recs[j]
-				return append(args, b.AgentID, int64(r.Seq), r.Kind, r.Time.UnixNano(), []byte(r.Body))
+				r := all[j].rec
+				return append(args, all[j].agent, int64(r.Seq), r.Kind, r.Time.UnixNano(), []byte(r.Body))
 			}); err != nil {
 			return nil, fmt.Errorf("ingest: insert records: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE fleet_agents SET high_water = ?, last_seen_ns = ? WHERE id = ?`,
-			int64(res.HighWater), now.UnixNano(), b.AgentID); err != nil {
-			return nil, fmt.Errorf("ingest: move high-water mark: %w", err)
+		seen := make(map[string]bool, len(ids))
+		for _, r := range all {
+			if !seen[r.agent] {
+				seen[r.agent] = true
+				moved = append(moved, r.agent, int64(marks[r.agent]))
+			}
+		}
+		q := `WITH v(id, hw) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?),", len(moved)/2), ",") + `)
+			UPDATE fleet_agents SET high_water = (SELECT hw FROM v WHERE v.id = fleet_agents.id), last_seen_ns = ?
+			WHERE id IN (SELECT id FROM v)`
+		if _, err := tx.ExecContext(ctx, q, append(moved, now.UnixNano())...); err != nil {
+			return nil, fmt.Errorf("ingest: move high-water marks: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
