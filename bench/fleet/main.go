@@ -42,6 +42,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vigilfim/vigil/internal/agent"
 	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/fleetca"
 	"github.com/vigilfim/vigil/internal/hub"
@@ -196,6 +197,7 @@ func load(vigil string, args []string) error {
 	rate := fs.Int("rate", 20, "changes per second per agent")
 	dur := fs.Duration("duration", 60*time.Second, "how long each agent sends")
 	db := fs.String("db", "", "postgres URL (a fresh schema is created in it); SQLite if empty")
+	linger := fs.Duration("linger", agent.DefaultLinger, "wait after the first record of an idle agent before sending (the agent's default)")
 	fs.Parse(args)
 
 	dir, err := os.MkdirTemp("", "vigil-fleet-bench-")
@@ -259,7 +261,7 @@ func load(vigil string, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[i] = runSim(a, i, *rate, *dur, start, &sent, &acked, &failed)
+			lat[i] = runSim(a, i, *rate, *dur, *linger, start, &sent, &acked, &failed)
 		}()
 	}
 	wg.Wait()
@@ -310,7 +312,7 @@ func load(vigil string, args []string) error {
 
 // runSim makes rate records a second for dur and sends whatever queued
 // each time the previous request returns; it returns per-record latency.
-func runSim(a *simAgent, idx, rate int, dur time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
+func runSim(a *simAgent, idx, rate int, dur, linger time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
 	type pending struct {
 		rec  fleet.Record
 		made time.Time
@@ -348,6 +350,9 @@ func runSim(a *simAgent, idx, rate int, dur time.Duration, start time.Time, sent
 		if len(batch) == 0 {
 			select {
 			case <-wake:
+				if linger > 0 {
+					time.Sleep(linger)
+				}
 				continue
 			case <-done:
 				mu.Lock()

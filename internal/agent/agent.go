@@ -47,6 +47,12 @@ const (
 	// reconnecting in step.
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 60 * time.Second
+	// DefaultLinger is how long the sender waits after the first record
+	// arrives in an empty spool before sending, so that a burst goes in one
+	// request: per-request cost (TLS record, handler, group commit slot)
+	// dominates the hub's work with a thousand agents, and a second of
+	// delay is nothing next to a change record's life.
+	DefaultLinger = time.Second
 )
 
 // Config configures an agent run.
@@ -58,9 +64,11 @@ type Config struct {
 	// Watch runs the watcher, sending its output to sink, until ctx ends.
 	// The CLI wires monitor.Run here; nil runs only the sender.
 	Watch func(ctx context.Context, policyYAML []byte, sink *Sink) error
-	// Batch, MinBackoff, MaxBackoff: zero means the defaults.
+	// Batch, MinBackoff, MaxBackoff, Linger: zero means the defaults; a
+	// negative Linger sends at once.
 	Batch                  int
 	MinBackoff, MaxBackoff time.Duration
+	Linger                 time.Duration
 	// Heartbeat is the interval until the hub says otherwise; 30 s if 0.
 	Heartbeat time.Duration
 	// Log receives operational messages; discarded if nil.
@@ -112,6 +120,9 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = hub.DefaultHeartbeat
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -233,6 +244,9 @@ func (a *Agent) sendLoop(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-a.spool.Notify():
+				if a.cfg.Linger > 0 && sleep(ctx, a.cfg.Linger) != nil {
+					return nil
+				}
 				continue
 			}
 		}
