@@ -22,7 +22,7 @@ func (d *DB) CreateUser(ctx context.Context, u fleet.User, tokenHash []byte) err
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `INSERT INTO fleet_users (name, role) VALUES ($1, $2)`, u.Name, string(u.Role)); err != nil {
-		if isUnique(err) {
+		if isDuplicate(err) {
 			return fmt.Errorf("create user %s: %w", u.Name, fleet.ErrExists)
 		}
 		return fmt.Errorf("create user: %w", err)
@@ -346,7 +346,8 @@ func (d *DB) SetCursor(ctx context.Context, name string, v int64) error {
 	return nil
 }
 
-func isUnique(err error) bool {
+// isDuplicate reports a unique-constraint violation.
+func isDuplicate(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }

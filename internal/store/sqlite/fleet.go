@@ -22,7 +22,7 @@ func (d *DB) CreateUser(ctx context.Context, u fleet.User, tokenHash []byte) err
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO fleet_users (name, role) VALUES (?, ?)`, u.Name, string(u.Role)); err != nil {
-		if isUnique(err) {
+		if isDuplicate(err) {
 			return fmt.Errorf("create user %s: %w", u.Name, fleet.ErrExists)
 		}
 		return fmt.Errorf("create user: %w", err)
@@ -365,6 +365,7 @@ func (d *DB) SetCursor(ctx context.Context, name string, v int64) error {
 	return nil
 }
 
-func isUnique(err error) bool {
+// isDuplicate reports a unique-constraint violation.
+func isDuplicate(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
