@@ -110,5 +110,8 @@ change with approved change requests.`,
 		newReviewCmd(e),
 		newReportCmd(e),
 	)
+	root.AddCommand(newServerCmd(e))
+	root.AddCommand(newAgentCmd(e))
+	root.AddCommand(newStatusCmd(e))
 	return root
 }

@@ -94,9 +94,12 @@ func loadMigrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: name, sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %d (%s): versions must be 1, 2, 3, ... without gaps", m.version, m.name)
+	// Versions need only be unique: feature branches take numbers far
+	// apart (0002 change control, 0010 fleet) so that they merge without
+	// renumbering, and apply checks each version on its own.
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s: duplicate version %d", ms[i-1].name, ms[i].name, ms[i].version)
 		}
 	}
 	return ms, nil
@@ -134,10 +137,10 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 		return fmt.Errorf("create schema_version: %w", err)
 	}
 	var cur int
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_version WHERE version = $1`, m.version).Scan(&cur); err != nil {
 		return fmt.Errorf("apply migration %d: %w", m.version, err)
 	}
-	if cur >= m.version {
+	if cur > 0 {
 		return nil
 	}
 	if _, err := tx.Exec(ctx, m.sql); err != nil {

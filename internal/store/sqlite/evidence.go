@@ -38,6 +38,7 @@ const rowsPerInsert = 200
 
 // AppendLeaves implements evidence.LeafStore.
 func (d *DB) AppendLeaves(ctx context.Context, size uint64, leaves []evidence.StoredLeaf, nodes []evidence.Node) error {
+	defer d.writing()()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin append: %w", err)

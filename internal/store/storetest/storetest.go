@@ -43,6 +43,9 @@ func Run(t *testing.T, newDB NewDB) {
 	t.Run("ExportBundle", func(t *testing.T) { testExport(t, newDB(t)) })
 	t.Run("Tamper", func(t *testing.T) { testTamper(t, newDB) })
 	t.Run("ChangeControl", func(t *testing.T) { RunChangeControl(t, newDB) })
+	t.Run("FleetUsersAndTokens", func(t *testing.T) { testFleetUsersAndTokens(t, fleetStore(t, newDB(t))) })
+	t.Run("FleetIngest", func(t *testing.T) { testFleetIngest(t, fleetStore(t, newDB(t))) })
+	t.Run("FleetHeartbeat", func(t *testing.T) { testFleetHeartbeat(t, fleetStore(t, newDB(t))) })
 }
 
 // Keys is a generated log key pair.

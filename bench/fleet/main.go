@@ -1,0 +1,388 @@
+// Command fleet measures the hub and the agent's spool on loopback.
+//
+//	go build -o /tmp/vigil ./cmd/vigil && go run ./bench/fleet -vigil /tmp/vigil load -agents 1000 -rate 20 -duration 60s
+//	go run ./bench/fleet -vigil /tmp/vigil load -db 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' ...
+//	go run ./bench/fleet outage -n 100000
+//
+// load starts `vigil server` as its own process (so its CPU time and RSS are
+// the hub's alone), enrols the agents, and has each send -rate changes a
+// second for -duration the way the agent's sender does: records queue as
+// they are made and each agent posts what has queued whenever its previous
+// request is answered. It reports records sent and persisted, the ingest
+// latency (record made → acknowledged durable) percentiles, and the hub's
+// CPU time and peak RSS.
+//
+// outage enrols one real agent (internal/agent, SQLite spool), stops the
+// hub, spools -n changes one durable append each (as the watcher does),
+// restarts the hub and times the drain, then checks that the hub holds
+// every record once, in order.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vigilfim/vigil/internal/agent"
+	"github.com/vigilfim/vigil/internal/fleet"
+	"github.com/vigilfim/vigil/internal/fleetca"
+	"github.com/vigilfim/vigil/internal/hub"
+)
+
+func main() {
+	vigil := flag.String("vigil", "vigil", "vigil binary for the hub process")
+	flag.Parse()
+	if flag.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: fleet [-vigil BIN] load|outage [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch flag.Arg(0) {
+	case "load":
+		err = load(*vigil, flag.Args()[1:])
+	case "outage":
+		err = outage(flag.Args()[1:])
+	default:
+		err = fmt.Errorf("unknown mode %q", flag.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+// hubProc is a `vigil server` child process.
+type hubProc struct {
+	cmd   *exec.Cmd
+	url   string
+	admin string
+	pool  *x509.CertPool
+}
+
+func startHub(vigil, dir, db string) (*hubProc, error) {
+	args := []string{"server", "--dir", dir, "--listen", "127.0.0.1:0"}
+	if db != "" {
+		args = append(args, "--db", db)
+	}
+	cmd := exec.Command(vigil, args...)
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// A fresh hub prints its admin token on stdout first.
+	line, err := bufio.NewReader(outPipe).ReadString('\n')
+	if err != nil {
+		cmd.Wait()
+		return nil, fmt.Errorf("hub exited before printing its admin token")
+	}
+	admin := strings.TrimSpace(line[strings.LastIndex(line, " ")+1:])
+	sc := bufio.NewScanner(errPipe)
+	for sc.Scan() {
+		_, rest, ok := strings.Cut(sc.Text(), "hub listening on ")
+		if !ok {
+			continue
+		}
+		go io.Copy(os.Stderr, errPipe)
+		h := &hubProc{cmd: cmd, url: strings.Fields(rest)[0], admin: admin}
+		ca, err := os.ReadFile(filepath.Join(dir, "ca", "ca.crt"))
+		if err != nil {
+			return nil, err
+		}
+		h.pool = x509.NewCertPool()
+		h.pool.AppendCertsFromPEM(ca)
+		return h, nil
+	}
+	cmd.Wait()
+	return nil, fmt.Errorf("hub exited before listening")
+}
+
+// cpu returns the process's user+system CPU time and its peak RSS.
+func (h *hubProc) cpu() (time.Duration, int64) { return procCPU(h.cmd.Process.Pid) }
+
+func procCPU(pid int) (time.Duration, int64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	var hwm int64
+	s, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(s), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			hwm, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, hwm * 1024 // USER_HZ = 100
+}
+
+func post(c *http.Client, u, token string, in, out any) error {
+	b, _ := json.Marshal(in)
+	req, _ := http.NewRequest("POST", u, bytes.NewReader(b))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %d %s", u, resp.StatusCode, body)
+	}
+	return json.Unmarshal(body, out)
+}
+
+type simAgent struct {
+	client *http.Client
+	id     string
+	url    string
+}
+
+func enrollSim(h *hubProc, i int) (*simAgent, error) {
+	plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool}}}
+	var tok hub.EnrollTokenResponse
+	if err := post(plain, h.url+"/api/v1/enrollment-tokens", h.admin, hub.EnrollTokenRequest{}, &tok); err != nil {
+		return nil, err
+	}
+	keyPEM, csrPEM, err := fleetca.NewKeyAndCSR(fmt.Sprintf("sim%d", i))
+	if err != nil {
+		return nil, err
+	}
+	var er hub.EnrollResponse
+	if err := post(plain, h.url+"/api/v1/enroll", "", hub.EnrollRequest{Token: tok.Token, Host: fmt.Sprintf("sim%04d", i), CSR: string(csrPEM)}, &er); err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair([]byte(er.Certificate), keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &simAgent{id: er.AgentID, url: h.url + "/api/v1/agent/records", client: &http.Client{Timeout: 120 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: h.pool, Certificates: []tls.Certificate{pair}}, MaxIdleConnsPerHost: 1}}}, nil
+}
+
+// body is a realistic change record: ~600 bytes with who-data.
+func body(agent, i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"path":"/etc/app/conf.d/file%d.conf","type":"modified","severity":"high","rule":"app config","changed":["size","mtime","ctime","sha256"],"old":{"size":1200,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T10:00:00Z","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"new":{"size":1234,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T17:00:00Z","sha256":"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"},"time":"2026-11-23T17:00:00.123456789Z","source":"fanotify","who":{"attribution":"audit","pid":%d,"uid":0,"auid":1000,"user":"root","login_user":"ann","exe":"/usr/bin/vim","cmdline":["vim","file.conf"],"tty":"pts/0"}}`, i, agent))
+}
+
+func load(vigil string, args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	n := fs.Int("agents", 1000, "simulated agents")
+	rate := fs.Int("rate", 20, "changes per second per agent")
+	dur := fs.Duration("duration", 60*time.Second, "how long each agent sends")
+	db := fs.String("db", "", "postgres URL (a fresh schema is created in it); SQLite if empty")
+	linger := fs.Duration("linger", agent.DefaultLinger, "wait after the first record of an idle agent before sending (the agent's default)")
+	fs.Parse(args)
+
+	dir, err := os.MkdirTemp("", "vigil-fleet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if *db != "" {
+		schema := fmt.Sprintf("vigil_bench_%d", time.Now().UnixNano())
+		conn, err := pgx.Connect(context.Background(), *db)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+			return err
+		}
+		defer conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		u, _ := url.Parse(*db)
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		*db = u.String()
+	}
+	h, err := startHub(vigil, dir, *db)
+	if err != nil {
+		return err
+	}
+	defer func() { h.cmd.Process.Signal(os.Interrupt); h.cmd.Wait() }()
+
+	agents := make([]*simAgent, *n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var enrollErr atomic.Value
+	t0 := time.Now()
+	for i := range agents {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a, err := enrollSim(h, i)
+			if err != nil {
+				enrollErr.Store(err)
+				return
+			}
+			agents[i] = a
+		}()
+	}
+	wg.Wait()
+	if e := enrollErr.Load(); e != nil {
+		return e.(error)
+	}
+	fmt.Printf("enrolled %d agents in %s\n", *n, time.Since(t0).Round(time.Millisecond))
+
+	cpu0, _ := h.cpu()
+	gen0, _ := procCPU(os.Getpid())
+	start := time.Now()
+	lat := make([][]time.Duration, *n)
+	var sent, acked, failed atomic.Int64
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat[i] = runSim(a, i, *rate, *dur, *linger, start, &sent, &acked, &failed)
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	cpu1, rss := h.cpu()
+	gen1, _ := procCPU(os.Getpid())
+
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(float64(len(all))*p))]
+	}
+	fmt.Printf("sent %d records, acknowledged %d, failed requests %d, in %s (%.0f records/s)\n",
+		sent.Load(), acked.Load(), failed.Load(), wall.Round(time.Millisecond), float64(acked.Load())/wall.Seconds())
+	fmt.Printf("ingest latency p50 %s p90 %s p99 %s max %s\n", pct(.5), pct(.9), pct(.99), pct(1))
+	fmt.Printf("hub CPU %s over %s (%.0f%% of one core), peak RSS %d MiB\n",
+		(cpu1 - cpu0).Round(time.Millisecond), wall.Round(time.Second), 100*(cpu1-cpu0).Seconds()/wall.Seconds(), rss>>20)
+
+	fmt.Printf("load generator CPU %s (%.0f%% of one core)\n", (gen1 - gen0).Round(time.Millisecond), 100*(gen1-gen0).Seconds()/wall.Seconds())
+
+	// Count what the hub holds (high-water marks in its inventory).
+	plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool}}}
+	req, _ := http.NewRequest("GET", h.url+"/api/v1/hosts", nil)
+	req.Header.Set("Authorization", "Bearer "+h.admin)
+	resp, err := plain.Do(req)
+	if err != nil {
+		return err
+	}
+	var hosts struct{ Hosts []fleet.Agent }
+	json.NewDecoder(resp.Body).Decode(&hosts)
+	resp.Body.Close()
+	var persisted uint64
+	for _, a := range hosts.Hosts {
+		persisted += a.HighWater
+	}
+	fmt.Printf("persisted at the hub: %d of %d sent\n", persisted, sent.Load())
+	if int64(persisted) != sent.Load() {
+		return fmt.Errorf("lost records: %d sent, %d persisted", sent.Load(), persisted)
+	}
+	return nil
+}
+
+// runSim makes rate records a second for dur and sends whatever queued
+// each time the previous request returns; it returns per-record latency.
+func runSim(a *simAgent, idx, rate int, dur, linger time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
+	type pending struct {
+		rec  fleet.Record
+		made time.Time
+	}
+	var mu sync.Mutex
+	var queue []pending
+	var seq uint64
+	wake := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Spread agents over the first tick so they do not fire in step.
+		interval := time.Second / time.Duration(rate)
+		time.Sleep(time.Duration(idx%1000) * interval / 1000)
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for time.Since(start) < dur {
+			<-tk.C
+			mu.Lock()
+			seq++
+			queue = append(queue, pending{fleet.Record{Seq: seq, Kind: fleet.KindChange, Time: time.Now(), Body: body(idx, int(seq))}, time.Now()})
+			mu.Unlock()
+			sent.Add(1)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	var lat []time.Duration
+	for {
+		mu.Lock()
+		batch := slices.Clone(queue[:min(len(queue), hub.MaxBatch)])
+		mu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-wake:
+				if linger > 0 {
+					time.Sleep(linger)
+				}
+				continue
+			case <-done:
+				mu.Lock()
+				empty := len(queue) == 0
+				mu.Unlock()
+				if empty {
+					return lat
+				}
+				continue
+			}
+		}
+		req := hub.IngestRequest{Records: make([]fleet.Record, len(batch))}
+		for i, p := range batch {
+			req.Records[i] = p.rec
+		}
+		var resp hub.IngestResponse
+		if err := post(a.client, a.url, "", req, &resp); err != nil {
+			failed.Add(1)
+			time.Sleep(100 * time.Millisecond) // a real agent backs off
+			continue
+		}
+		now := time.Now()
+		mu.Lock()
+		k := 0
+		for k < len(queue) && queue[k].rec.Seq <= resp.HighWater {
+			lat = append(lat, now.Sub(queue[k].made))
+			k++
+		}
+		queue = queue[k:]
+		mu.Unlock()
+		acked.Add(int64(k))
+	}
+}

@@ -1,0 +1,56 @@
+-- Hub and agents (internal/fleet, internal/hub, docs/fleet.md).
+
+CREATE TABLE fleet_users (
+	name TEXT PRIMARY KEY,
+	role TEXT NOT NULL
+);
+
+-- API tokens are kept as SHA-256 hashes: a copy of the database does not
+-- give anyone a working token.
+CREATE TABLE fleet_api_tokens (
+	hash BLOB PRIMARY KEY,
+	usr  TEXT NOT NULL REFERENCES fleet_users (name)
+);
+
+CREATE TABLE fleet_enroll_tokens (
+	hash       BLOB PRIMARY KEY,
+	grp        TEXT    NOT NULL,
+	expires_ns INTEGER NOT NULL,
+	creator    TEXT    NOT NULL,
+	used_by    TEXT
+);
+
+-- One row per enrolled agent; high_water is the last sequence number
+-- ingested, moved in the same transaction as the records.
+CREATE TABLE fleet_agents (
+	id              TEXT PRIMARY KEY,
+	host            TEXT    NOT NULL,
+	grp             TEXT    NOT NULL,
+	cert_serial     TEXT    NOT NULL,
+	enrolled_ns     INTEGER NOT NULL,
+	last_seen_ns    INTEGER NOT NULL,
+	high_water      INTEGER NOT NULL DEFAULT 0,
+	silent          INTEGER NOT NULL DEFAULT 0,
+	version         TEXT    NOT NULL DEFAULT '',
+	policy_version  TEXT    NOT NULL DEFAULT '',
+	baseline_state  TEXT    NOT NULL DEFAULT '',
+	watcher_backend TEXT    NOT NULL DEFAULT '',
+	watcher_health  TEXT    NOT NULL DEFAULT '',
+	spool_depth     INTEGER NOT NULL DEFAULT 0
+);
+
+-- Every record agents streamed, in commit order (rid).
+CREATE TABLE fleet_records (
+	rid      INTEGER PRIMARY KEY AUTOINCREMENT,
+	agent_id TEXT    NOT NULL,
+	seq      INTEGER NOT NULL,
+	kind     TEXT    NOT NULL,
+	time_ns  INTEGER NOT NULL,
+	body     BLOB    NOT NULL,
+	UNIQUE (agent_id, seq)
+);
+
+CREATE TABLE fleet_cursors (
+	name TEXT PRIMARY KEY,
+	v    INTEGER NOT NULL
+);
