@@ -457,8 +457,7 @@ func (m *Monitor) view(path string, shallow bool) scan.Old {
 	if len(over) == 0 {
 		return base
 	}
-	sortPaths(over)
-	return &overlayOld{base: base, keys: over, overlay: m.overlay}
+	return newOverlayOld(base, over, m.overlay)
 }
 
 func sortPaths(p []string) { slices.SortFunc(p, fim.ComparePaths) }
@@ -481,12 +480,23 @@ type errOld struct{ err error }
 
 func (e *errOld) Next() (*fim.Entry, uint32, error) { return nil, 0, e.err }
 
+// newOverlayOld snapshots the overlay for keys: the scanner reads the old
+// side from its own goroutine while reported changes update the overlay.
+func newOverlayOld(base scan.Old, keys []string, overlay map[string]*fim.Entry) *overlayOld {
+	sortPaths(keys)
+	vals := make([]*fim.Entry, len(keys))
+	for i, k := range keys {
+		vals[i] = overlay[k]
+	}
+	return &overlayOld{base: base, keys: keys, vals: vals}
+}
+
 // overlayOld merges the baseline's entries with the overlay: an overlaid
 // path replaces the baseline's entry, or removes it (nil), or adds one.
 type overlayOld struct {
 	base    scan.Old
 	keys    []string
-	overlay map[string]*fim.Entry
+	vals    []*fim.Entry // the overlay's entries for keys; nil: absent
 	next    *fim.Entry
 	nextTag uint32
 	baseEOF bool
@@ -506,15 +516,15 @@ func (o *overlayOld) Next() (*fim.Entry, uint32, error) {
 		}
 		switch {
 		case len(o.keys) > 0 && (o.next == nil || fim.ComparePaths(o.keys[0], o.next.Path) <= 0):
-			k := o.keys[0]
-			o.keys = o.keys[1:]
+			k, v := o.keys[0], o.vals[0]
+			o.keys, o.vals = o.keys[1:], o.vals[1:]
 			tag := uint32(0)
 			if o.next != nil && o.next.Path == k {
 				tag = o.nextTag
 				o.next = nil // replaced
 			}
-			if e := o.overlay[k]; e != nil {
-				return e, tag, nil
+			if v != nil {
+				return v, tag, nil
 			}
 			// Removed since the baseline: skip it.
 		case o.next != nil:

@@ -77,7 +77,7 @@ func TestOverlayMerge(t *testing.T) {
 				Next() (*fim.Entry, uint32, error)
 			} = &sliceOld{es: es, tags: tags}
 			if len(keys) > 0 {
-				o = &overlayOld{base: o, keys: keys, overlay: m.overlay}
+				o = newOverlayOld(o, keys, m.overlay)
 			}
 			if got := drain(t, o); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
