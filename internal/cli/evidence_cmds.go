@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,29 +124,44 @@ func verifyBundle(e *env, path, trusted string) error {
 	return nil
 }
 
+// openAndCheckpoint opens the store and signs a checkpoint over the log as
+// it is now, copying it out of the database and to the witnesses. The
+// caller closes the store.
+func (f *evidenceFlags) openAndCheckpoint(ctx context.Context) (evidenceStore, *signing.Key, evidence.Checkpoint, error) {
+	var cp evidence.Checkpoint
+	sp, err := f.resolve()
+	if err != nil {
+		return nil, nil, cp, err
+	}
+	key, err := signing.Load(sp.key)
+	if err != nil {
+		return nil, nil, cp, fmt.Errorf("load signing key: %w", err)
+	}
+	st, err := openEvidenceStore(ctx, storeDSN(sp, f.store))
+	if err != nil {
+		return nil, nil, cp, err
+	}
+	cp, err = evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{
+		File: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness),
+	}).Checkpoint(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, cp, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return st, key, cp, nil
+}
+
 func newEvidenceCheckpointCmd(e *env) *cobra.Command {
 	var f evidenceFlags
 	c := &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Sign a checkpoint over the log now",
 		RunE: func(c *cobra.Command, args []string) error {
-			sp, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			key, err := signing.Load(sp.key)
-			if err != nil {
-				return fmt.Errorf("load signing key: %w", err)
-			}
-			st, err := openEvidenceStore(c.Context(), storeDSN(sp, f.store))
+			st, _, cp, err := f.openAndCheckpoint(c.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			cp, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness)}).Checkpoint(c.Context())
-			if err != nil {
-				return fmt.Errorf("sign checkpoint: %w", err)
-			}
 			fmt.Fprintf(e.stdout, "checkpoint: %d records, root %x\n", cp.Size, cp.Root)
 			return nil
 		},
@@ -165,23 +181,12 @@ func newEvidenceExportCmd(e *env) *cobra.Command {
 			if out == "" {
 				return errors.New("--out is required")
 			}
-			sp, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			key, err := signing.Load(sp.key)
-			if err != nil {
-				return fmt.Errorf("load signing key: %w", err)
-			}
-			st, err := openEvidenceStore(c.Context(), storeDSN(sp, f.store))
+			// Sign first, so the bundle covers everything recorded so far.
+			st, key, _, err := f.openAndCheckpoint(c.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			// Cover everything recorded so far.
-			if _, err := evidence.NewCheckpointer(st, key.Signer(), key.Verifier(), evidence.CheckpointerOptions{File: checkpointFile(sp), WitnessDirs: baselineWitnesses(sp, f.witness)}).Checkpoint(c.Context()); err != nil {
-				return fmt.Errorf("sign checkpoint: %w", err)
-			}
 			tmp, err := os.CreateTemp(dirOf(out), ".vigil-bundle-*")
 			if err != nil {
 				return fmt.Errorf("create bundle: %w", err)
