@@ -2,7 +2,6 @@ package cli
 
 import (
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 )
@@ -32,20 +31,6 @@ func currentActor() actor {
 		a.LoginUser = userName(a.AUID)
 	}
 	return a
-}
-
-func userName(uid uint32) string {
-	nameMu.Lock()
-	defer nameMu.Unlock()
-	if n, ok := userNames[uid]; ok {
-		return n
-	}
-	n := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(n); err == nil {
-		n = u.Username
-	}
-	userNames[uid] = n
-	return n
 }
 
 // String names the actor as a person would: "alice" or "root (login alice)".

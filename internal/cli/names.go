@@ -7,27 +7,51 @@ import (
 	"sync"
 )
 
-// Name lookups are cached: a report of thousands of changes would
-// otherwise read /etc/passwd thousands of times.
-var (
-	nameMu     sync.Mutex
-	userNames  = map[uint32]string{}
-	groupNames = map[uint32]string{}
-)
+// nameCache caches id-to-name lookups: a report of thousands of changes
+// would otherwise read /etc/passwd thousands of times. An id without a
+// name is shown as the number.
+type nameCache struct {
+	mu     sync.Mutex
+	names  map[uint32]string
+	lookup func(id string) (string, error)
+}
 
-func groupName(gid uint32) string {
-	nameMu.Lock()
-	defer nameMu.Unlock()
-	if n, ok := groupNames[gid]; ok {
+func (c *nameCache) name(id uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.names[id]; ok {
 		return n
 	}
-	n := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(n); err == nil {
-		n = g.Name
+	n := strconv.FormatUint(uint64(id), 10)
+	if name, err := c.lookup(n); err == nil {
+		n = name
 	}
-	groupNames[gid] = n
+	if c.names == nil {
+		c.names = map[uint32]string{}
+	}
+	c.names[id] = n
 	return n
 }
+
+var (
+	userNames = nameCache{lookup: func(id string) (string, error) {
+		u, err := user.LookupId(id)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	}}
+	groupNames = nameCache{lookup: func(id string) (string, error) {
+		g, err := user.LookupGroupId(id)
+		if err != nil {
+			return "", err
+		}
+		return g.Name, nil
+	}}
+)
+
+func userName(uid uint32) string  { return userNames.name(uid) }
+func groupName(gid uint32) string { return groupNames.name(gid) }
 
 func formatBytes(n int64) string {
 	const unit = 1024
