@@ -329,3 +329,10 @@ func TestCheckRefusesDamagedBaseline(t *testing.T) {
 }
 
 var _ = fim.ComparePaths
+
+func removeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
