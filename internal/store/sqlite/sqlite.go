@@ -12,8 +12,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +71,14 @@ func (d *DB) writing() func() {
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open sqlite store: invalid path %q", path)
+	}
+	// The store holds who changed what: create it readable by its owner
+	// only. SQLite gives the WAL and shared-memory files the database
+	// file's permissions.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", path+"?"+dsnParams)
 	if err != nil {
