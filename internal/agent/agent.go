@@ -30,6 +30,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/fleetca"
 	"github.com/vigilfim/vigil/internal/hub"
@@ -220,7 +221,7 @@ func (a *Agent) policy(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("decode policy: %w", err)
 	}
 	if fetchErr == nil {
-		if err := fleetca.WriteFile(path, signed, 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, signed, 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -381,10 +382,10 @@ func (a *Agent) Renew(ctx context.Context) error {
 	}
 	// Write both under new names, then rename: the pair changes together.
 	tmpKey, tmpCert := filepath.Join(a.cfg.Dir, keyFile+".new"), filepath.Join(a.cfg.Dir, certFile+".new")
-	if err := fleetca.WriteFile(tmpKey, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(tmpKey, keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := fleetca.WriteFile(tmpCert, []byte(resp.Certificate), 0o644); err != nil {
+	if err := atomicfile.WriteFile(tmpCert, []byte(resp.Certificate), 0o644); err != nil {
 		return err
 	}
 	if err := os.Rename(tmpKey, filepath.Join(a.cfg.Dir, keyFile)); err != nil {
@@ -425,7 +426,7 @@ func (a *Agent) setStatus(fn func(*Status)) {
 	a.status.Updated = a.cfg.Now().UTC()
 	b, _ := json.MarshalIndent(a.status, "", "  ")
 	a.mu.Unlock()
-	if err := fleetca.WriteFile(filepath.Join(a.cfg.Dir, StatusFile), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(a.cfg.Dir, StatusFile), append(b, '\n'), 0o644); err != nil {
 		a.log.Warn("write status file", "err", err)
 	}
 }

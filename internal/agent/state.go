@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/fleetca"
 	"github.com/vigilfim/vigil/internal/hub"
 )
@@ -96,7 +97,7 @@ func Enroll(ctx context.Context, dir, server, token, host string) (State, error)
 		data []byte
 		perm os.FileMode
 	}{{keyFile, keyPEM, 0o600}, {certFile, []byte(resp.Certificate), 0o644}, {caFile, []byte(resp.CA), 0o644}, {stateFile, sb, 0o600}} {
-		if err := fleetca.WriteFile(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
 			return State{}, fmt.Errorf("enroll: %w", err)
 		}
 	}

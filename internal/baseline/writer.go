@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/fim"
 )
 
@@ -255,7 +256,7 @@ func (w *Writer) commit() error {
 	w.done = true
 	w.enc.Close()
 	dir := filepath.Dir(w.path)
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
 	// Best effort: a leftover temp file wastes space but harms nothing.
@@ -293,13 +294,4 @@ func removeStaleTemps(dir, prefix string, cutoff time.Time) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

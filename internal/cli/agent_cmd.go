@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilfim/vigil/internal/agent"
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/fim"
-	"github.com/vigilfim/vigil/internal/fleetca"
 	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/policy"
@@ -151,7 +151,7 @@ func newAgentInstallCmd(e *env) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			path := filepath.Join(unitDir, "vigil-agent.service")
-			if err := fleetca.WriteFile(path, []byte(agentUnit), 0o644); err != nil {
+			if err := atomicfile.WriteFile(path, []byte(agentUnit), 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, path)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -112,46 +113,6 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read checkpoint %s: longer than %d bytes", path, limit)
 	}
 	return b, nil
-}
-
-// writeFileAtomic writes b to path durably: a temporary file in the same
-// directory, fsync, rename over path, fsync the directory. A reader sees
-// the old or the new file, never a torn one.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Clock is the time source of a Checkpointer; tests inject a fake one.
@@ -311,7 +272,7 @@ func (c *Checkpointer) checkpoint(ctx context.Context, always bool) (Checkpoint,
 // publish writes cp to the checkpoint file and the witness directories.
 func (c *Checkpointer) publish(ctx context.Context, cp Checkpoint) error {
 	if c.opts.File != "" {
-		if err := writeFileAtomic(c.opts.File, cp.Note); err != nil {
+		if err := atomicfile.WriteFile(c.opts.File, cp.Note, 0o644); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
@@ -351,7 +312,7 @@ func CopyToWitness(ctx context.Context, nr NodeReader, cp Checkpoint, dir string
 			return fmt.Errorf("witness %s: %w: size %d is not consistent with held size %d: %v", dir, ErrWitnessRefused, cp.Size, old.Size, err)
 		}
 	}
-	if err := writeFileAtomic(path, cp.Note); err != nil {
+	if err := atomicfile.WriteFile(path, cp.Note, 0o644); err != nil {
 		return fmt.Errorf("witness %s: %w", dir, err)
 	}
 	return nil

@@ -25,6 +25,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/vigilfim/vigil/internal/atomicfile"
 )
 
 // Validity periods. Agent certificates are short-lived so that a stolen
@@ -86,7 +88,7 @@ func LoadOrCreate(dir string, now func() time.Time) (*CA, error) {
 		if err := writeKey(keyPath, key); err != nil {
 			return nil, err
 		}
-		if err := writeAtomic(crtPath, pemCert(der), 0o644); err != nil {
+		if err := atomicfile.WriteFile(crtPath, pemCert(der), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -279,7 +281,7 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 func readKey(path string) (crypto.Signer, error) {
@@ -305,46 +307,4 @@ func ParseKey(b []byte) (crypto.Signer, error) {
 		return nil, errors.New("parse key: not a signing key")
 	}
 	return s, nil
-}
-
-// WriteFile writes data to path atomically and durably: temp file in the
-// same directory, fsync, rename, fsync the directory.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return writeAtomic(path, data, perm)
-}
-
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

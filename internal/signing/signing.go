@@ -31,6 +31,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vigilfim/vigil/internal/atomicfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -66,7 +67,7 @@ func (k *Key) Name() string { return k.signer.Name() }
 // WritePublic writes the public verifier key to path (mode 0644: it is
 // public), atomically replacing any existing file.
 func (k *Key) WritePublic(path string) error {
-	if err := writeFileAtomic(path, []byte(k.vkey+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(k.vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write public key %s: %w", path, err)
 	}
 	return nil
@@ -141,7 +142,7 @@ func createExclusive(path string, data []byte) error {
 	if err := os.Link(tmpName, path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 func load(path string) (*Key, error) {
@@ -230,50 +231,6 @@ func readKeyFile(path string, private bool) ([]byte, error) {
 		return nil, fmt.Errorf("read key %s: want one key line", path)
 	}
 	return data, nil
-}
-
-// writeFileAtomic writes data to path with the durable-replace recipe:
-// temp file in the same directory, fsync, rename, fsync the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // decodeSeed decodes the base64 key data of a signed-note private key:
