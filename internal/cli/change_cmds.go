@@ -208,16 +208,8 @@ func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSO
 		late, err = cc.ctl.Recheck(ctx)
 		evs = append(evs, late...)
 	}
-	// Each settlement is evidence: an acceptance into the baseline, or an
-	// exception opened for review.
-	for _, ev := range evs {
-		kind := evidence.KindReview
-		if ev.Review == "" {
-			kind = evidence.KindAcceptance
-		}
-		if rerr := record(kind, map[string]any{"action": "settle", "event": ev}); rerr != nil && err == nil {
-			err = rerr
-		}
+	if rerr := recordSettlements(evs, record); err == nil {
+		err = rerr
 	}
 	if !asJSON && len(evs) > 0 {
 		fmt.Fprintf(e.stdout, "\nchange control:\n")

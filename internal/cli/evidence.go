@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigilfim/vigil/internal/baseline"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vigilfim/vigil/internal/baseline"
 
 	"golang.org/x/mod/sumdb/note"
 

@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+
 	"fmt"
 	"time"
+
+	"github.com/vigilfim/vigil/internal/evidence"
+	"github.com/vigilfim/vigil/internal/store"
 )
 
 // recordAction appends a change-control action (a request opened or
@@ -28,4 +32,21 @@ func recordAction(ctx context.Context, f *ccFlags, kind string, body any) error 
 		return err
 	}
 	return j.close(ctx)
+}
+
+// recordSettlements makes each settlement of a change evidence: an
+// acceptance into the baseline, or an exception opened for review. It
+// records them all and returns the first error.
+func recordSettlements(evs []store.ChangeEvent, record func(kind string, body any) error) error {
+	var first error
+	for _, ev := range evs {
+		kind := evidence.KindReview
+		if ev.Review == "" {
+			kind = evidence.KindAcceptance
+		}
+		if err := record(kind, map[string]any{"action": "settle", "event": ev}); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vigilfim/vigil/internal/change"
 	"github.com/vigilfim/vigil/internal/control"
-	"github.com/vigilfim/vigil/internal/evidence"
 	"github.com/vigilfim/vigil/internal/fim"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/record"
@@ -59,15 +58,9 @@ func (w *controlledWatch) Change(o *record.Observed, c *fim.Change) error {
 		return err
 	}
 	evs, err := w.ctl.Settle(w.ctx, []control.Finding{{Host: w.host, Source: control.SourceWatch, Change: c, Record: raw, At: at, Actor: who, Verdict: v}}, w.acc)
-	for _, ev := range evs {
-		kind := evidence.KindReview
-		if ev.Review == "" {
-			kind = evidence.KindAcceptance
-		}
-		if w.record != nil {
-			if rerr := w.record(kind, map[string]any{"action": "settle", "event": ev}); rerr != nil && err == nil {
-				err = rerr
-			}
+	if w.record != nil {
+		if rerr := recordSettlements(evs, w.record); err == nil {
+			err = rerr
 		}
 	}
 	return err

@@ -113,16 +113,12 @@ func Check(ctx context.Context, r *baseline.Reader, pol *policy.Policy, opt Opti
 			sum.Entries++
 			return res.Problem(it.Path, it.Err)
 		case scan.Missing:
-			c, _ := fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
+			c, _ := ItemChange(it)
 			sum.Removed++
 			return res.Change(&c, pol.Lookup(it.Path))
 		}
 		sum.Entries++
-		check := fim.Check{Attrs: fim.AllAttrs}
-		if it.Rule != nil {
-			check = it.Rule.Check
-		}
-		c, changed := fim.Compare(it.Old, it.New, check, it.Prefix)
+		c, changed := ItemChange(it)
 		if !changed {
 			return nil
 		}
@@ -192,15 +188,11 @@ func Accept(ctx context.Context, path string, signer note.Signer, verifier note.
 			}
 			return nil
 		case scan.Missing:
-			c, _ := fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
+			c, _ := ItemChange(it)
 			out.Accepted++
 			return res.Change(&c, pol.Lookup(it.Path))
 		}
-		check := fim.Check{Attrs: fim.AllAttrs}
-		if it.Rule != nil {
-			check = it.Rule.Check
-		}
-		c, changed := fim.Compare(it.Old, it.New, check, it.Prefix)
+		c, changed := ItemChange(it)
 		tag := it.OldTag
 		if changed {
 			tag = id
@@ -221,4 +213,18 @@ func Accept(ctx context.Context, path string, signer note.Signer, verifier note.
 		return nil, err
 	}
 	return out, nil
+}
+
+// ItemChange turns a scanned or missing item into the change from its
+// baseline entry, compared under its rule (every attribute when it has
+// none), and reports whether there is one.
+func ItemChange(it *scan.Item) (fim.Change, bool) {
+	if it.Status == scan.Missing {
+		return fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
+	}
+	check := fim.Check{Attrs: fim.AllAttrs}
+	if it.Rule != nil {
+		check = it.Rule.Check
+	}
+	return fim.Compare(it.Old, it.New, check, it.Prefix)
 }

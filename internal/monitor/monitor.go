@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/fim"
+	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/policy"
 	"github.com/vigilfim/vigil/internal/record"
 	"github.com/vigilfim/vigil/internal/scan"
@@ -262,7 +263,7 @@ func (m *Monitor) handleBatch(ctx context.Context, batch []watch.Event) error {
 		if it.Status == scan.Failed {
 			return m.sink.Problem(it.Path, it.Err, p.source)
 		}
-		c, changed := m.compare(it)
+		c, changed := integrity.ItemChange(it)
 		if !changed {
 			return nil
 		}
@@ -293,18 +294,6 @@ func (m *Monitor) handleBatch(ctx context.Context, batch []watch.Event) error {
 
 func sortPending(ps []*pending) {
 	slices.SortFunc(ps, func(a, b *pending) int { return fim.ComparePaths(a.path, b.path) })
-}
-
-// compare turns a scanned item into a change against the view.
-func (m *Monitor) compare(it *scan.Item) (fim.Change, bool) {
-	if it.Status == scan.Missing {
-		return fim.Compare(it.Old, nil, fim.Check{}, fim.Digest{})
-	}
-	check := fim.Check{Attrs: fim.AllAttrs}
-	if it.Rule != nil {
-		check = it.Rule.Check
-	}
-	return fim.Compare(it.Old, it.New, check, it.Prefix)
 }
 
 // concatOld yields the old sides of disjoint, sorted parts one after the
@@ -351,7 +340,7 @@ func (m *Monitor) check(ctx context.Context, path string, shallow bool, source s
 		case scan.Failed:
 			return m.sink.Problem(it.Path, it.Err, source)
 		}
-		c, changed := m.compare(it)
+		c, changed := integrity.ItemChange(it)
 		if !changed {
 			return nil
 		}
