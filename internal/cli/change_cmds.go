@@ -286,7 +286,7 @@ func newChangeOpenCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := recordAction(c.Context(), &f, evidence.KindChangeRequest, map[string]any{"action": "open", "request": out}); err != nil {
+			if err := recordAction(c.Context(), &f, ctl.Policy(), evidence.KindChangeRequest, map[string]any{"action": "open", "request": out}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "opened %s by %s: %s, %s to %s\n", out.ID, out.Requester, out.Title,
@@ -340,7 +340,7 @@ func newChangeDecideCmd(e *env, op string) *cobra.Command {
 			if op == "close" {
 				kind = evidence.KindChangeRequest
 			}
-			if err := recordAction(c.Context(), &f, kind, map[string]any{"action": op, "note": note, "request": r}); err != nil {
+			if err := recordAction(c.Context(), &f, ctl.Policy(), kind, map[string]any{"action": op, "note": note, "request": r}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "%s is %s\n", r.ID, r.State)
@@ -435,7 +435,7 @@ func newChangeImportCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := recordAction(c.Context(), &f, evidence.KindChangeRequest, map[string]any{"action": "import", "requests": rs}); err != nil {
+			if err := recordAction(c.Context(), &f, ctl.Policy(), evidence.KindChangeRequest, map[string]any{"action": "import", "requests": rs}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "imported %d change request%s\n", len(rs), plural(len(rs)))

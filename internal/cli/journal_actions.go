@@ -2,19 +2,21 @@ package cli
 
 import (
 	"context"
-
 	"fmt"
 	"time"
 
 	"github.com/vigilfim/vigil/internal/evidence"
+	"github.com/vigilfim/vigil/internal/policy"
 	"github.com/vigilfim/vigil/internal/store"
 )
 
 // recordAction appends a change-control action (a request opened or
 // decided, a review, a manifest) to the evidence log and signs a
-// checkpoint over it. The action has already been stored; a failure here
-// is reported as the command's failure so the gap is seen.
-func recordAction(ctx context.Context, f *ccFlags, kind string, body any) error {
+// checkpoint over it, copied to the witnesses of pol (the policy the
+// controller already loaded, so the baseline is not read twice). The
+// action has already been stored; a failure here is reported as the
+// command's failure so the gap is seen.
+func recordAction(ctx context.Context, f *ccFlags, pol *policy.Policy, kind string, body any) error {
 	sp, err := resolveState(f.db, "")
 	if err != nil {
 		return err
@@ -23,7 +25,7 @@ func recordAction(ctx context.Context, f *ccFlags, kind string, body any) error 
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}
-	j, err := openJournal(ctx, sp, f.store, key, baselineWitnesses(sp, nil), 0)
+	j, err := openJournal(ctx, sp, f.store, key, witnesses(pol, nil), pol.Evidence.CheckpointInterval)
 	if err != nil {
 		return err
 	}

@@ -230,7 +230,7 @@ func newManifestSubmitCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := recordAction(c.Context(), &f, evidence.KindUserAction, map[string]any{"action": "manifest-submit", "manifest": string(b)}); err != nil {
+			if err := recordAction(c.Context(), &f, ctl.Policy(), evidence.KindUserAction, map[string]any{"action": "manifest-submit", "manifest": string(b)}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "submitted %s\n", describeManifest(v))

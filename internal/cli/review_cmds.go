@@ -98,7 +98,7 @@ func newReviewDecideCmd(e *env, accept bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := recordAction(c.Context(), &f, evidence.KindReview, map[string]any{"review": it}); err != nil {
+			if err := recordAction(c.Context(), &f, ctl.Policy(), evidence.KindReview, map[string]any{"review": it}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "review %s %s by %s\n", it.ID, it.State, it.Reviewer)
