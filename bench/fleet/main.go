@@ -25,6 +25,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,8 +184,10 @@ func enrollSim(h *hubProc, i int) (*simAgent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &simAgent{id: er.AgentID, url: h.url + "/api/v1/agent/records", client: &http.Client{Timeout: 120 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: h.pool, Certificates: []tls.Certificate{pair}}, MaxIdleConnsPerHost: 1}}}, nil
+	// No overall timeout: the client carries a long-lived record stream,
+	// like the agent's stream client.
+	return &simAgent{id: er.AgentID, url: h.url, client: &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: h.pool, Certificates: []tls.Certificate{pair}}, MaxIdleConnsPerHost: 1}}}, nil
 }
 
 // body is a realistic change record: ~600 bytes with who-data.
@@ -197,7 +201,7 @@ func load(vigil string, args []string) error {
 	rate := fs.Int("rate", 20, "changes per second per agent")
 	dur := fs.Duration("duration", 60*time.Second, "how long each agent sends")
 	db := fs.String("db", "", "postgres URL (a fresh schema is created in it); SQLite if empty")
-	linger := fs.Duration("linger", agent.DefaultLinger, "wait after the first record of an idle agent before sending (the agent's default)")
+	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile here")
 	fs.Parse(args)
 
 	dir, err := os.MkdirTemp("", "vigil-fleet-bench-")
@@ -252,6 +256,14 @@ func load(vigil string, args []string) error {
 	}
 	fmt.Printf("enrolled %d agents in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	cpu0, _ := h.cpu()
 	gen0, _ := procCPU(os.Getpid())
 	start := time.Now()
@@ -261,7 +273,7 @@ func load(vigil string, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[i] = runSim(a, i, *rate, *dur, *linger, start, &sent, &acked, &failed)
+			lat[i] = runSim(a, i, *rate, *dur, start, &sent, &acked, &failed)
 		}()
 	}
 	wg.Wait()
@@ -310,79 +322,144 @@ func load(vigil string, args []string) error {
 	return nil
 }
 
-// runSim makes rate records a second for dur and sends whatever queued
-// each time the previous request returns; it returns per-record latency.
-func runSim(a *simAgent, idx, rate int, dur, linger time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
-	type pending struct {
-		rec  fleet.Record
-		made time.Time
-	}
-	var mu sync.Mutex
-	var queue []pending
-	var seq uint64
-	wake := make(chan struct{}, 1)
-	done := make(chan struct{})
+// sim is one simulated agent's queue: records made and not yet
+// acknowledged, in sequence order (what the agent's spool holds).
+type sim struct {
+	a     *simAgent
+	mu    sync.Mutex
+	queue []pending
+	lat   []time.Duration
+	wake  chan struct{} // a record was made (the spool's Notify)
+	done  chan struct{} // no more records will be made
+	acked *atomic.Int64
+}
+
+type pending struct {
+	rec  fleet.Record
+	made time.Time
+}
+
+// runSim makes rate records a second for dur and streams them the way the
+// agent's sender does (internal/agent: agent.Stream, up to
+// agent.DefaultBatch records per write as soon as they are made, at most
+// agent.DefaultWindow unacknowledged, a new stream after a failure); it
+// returns per-record latency, made → acknowledged.
+func runSim(a *simAgent, idx, rate int, dur time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
+	s := &sim{a: a, wake: make(chan struct{}, 1), done: make(chan struct{}), acked: acked}
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		// Spread agents over the first tick so they do not fire in step.
 		interval := time.Second / time.Duration(rate)
 		time.Sleep(time.Duration(idx%1000) * interval / 1000)
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
+		var seq uint64
 		for time.Since(start) < dur {
 			<-tk.C
-			mu.Lock()
 			seq++
-			queue = append(queue, pending{fleet.Record{Seq: seq, Kind: fleet.KindChange, Time: time.Now(), Body: body(idx, int(seq))}, time.Now()})
-			mu.Unlock()
+			now := time.Now()
+			p := pending{fleet.Record{Seq: seq, Kind: fleet.KindChange, Time: now, Body: body(idx, int(seq))}, now}
+			s.mu.Lock()
+			s.queue = append(s.queue, p)
+			s.mu.Unlock()
 			sent.Add(1)
 			select {
-			case wake <- struct{}{}:
+			case s.wake <- struct{}{}:
 			default:
 			}
 		}
 	}()
-	var lat []time.Duration
-	for {
-		mu.Lock()
-		batch := slices.Clone(queue[:min(len(queue), hub.MaxBatch)])
-		mu.Unlock()
-		if len(batch) == 0 {
+	for !s.finished() {
+		if err := s.stream(); err != nil {
+			failed.Add(1)
+			fmt.Fprintf(os.Stderr, "agent %d: %v\n", idx, err)
+			time.Sleep(100 * time.Millisecond) // a real agent backs off
+		}
+	}
+	return s.lat
+}
+
+// finished reports whether all records were made and acknowledged.
+func (s *sim) finished() bool {
+	select {
+	case <-s.done:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.queue) == 0
+	default:
+		return false
+	}
+}
+
+// stream runs one stream until everything is made and acknowledged, or
+// the stream fails.
+func (s *sim) stream() error {
+	st, err := agent.OpenStream(context.Background(), s.a.client, s.a.url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kick := make(chan struct{}, 1)
+	recvErr := make(chan error, 1)
+	var ackedHW atomic.Uint64
+	go func() {
+		for {
+			hw, err := st.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			now := time.Now()
+			s.mu.Lock()
+			k := 0
+			for k < len(s.queue) && s.queue[k].rec.Seq <= hw {
+				s.lat = append(s.lat, now.Sub(s.queue[k].made))
+				k++
+			}
+			s.queue = s.queue[k:]
+			s.mu.Unlock()
+			s.acked.Add(int64(k))
+			ackedHW.Store(hw)
 			select {
-			case <-wake:
-				if linger > 0 {
-					time.Sleep(linger)
-				}
-				continue
-			case <-done:
-				mu.Lock()
-				empty := len(queue) == 0
-				mu.Unlock()
-				if empty {
-					return lat
-				}
-				continue
+			case kick <- struct{}{}:
+			default:
 			}
 		}
-		req := hub.IngestRequest{Records: make([]fleet.Record, len(batch))}
-		for i, p := range batch {
-			req.Records[i] = p.rec
+	}()
+	var sent uint64
+	var recs []fleet.Record
+	for {
+		recs = recs[:0]
+		s.mu.Lock()
+		for _, p := range s.queue {
+			if len(recs) == agent.DefaultBatch || p.rec.Seq > ackedHW.Load()+agent.DefaultWindow {
+				break
+			}
+			if p.rec.Seq > sent {
+				recs = append(recs, p.rec)
+			}
 		}
-		var resp hub.IngestResponse
-		if err := post(a.client, a.url, "", req, &resp); err != nil {
-			failed.Add(1)
-			time.Sleep(100 * time.Millisecond) // a real agent backs off
+		s.mu.Unlock()
+		if len(recs) > 0 {
+			if err := st.Send(recs); err != nil {
+				return err
+			}
+			sent = recs[len(recs)-1].Seq
 			continue
 		}
-		now := time.Now()
-		mu.Lock()
-		k := 0
-		for k < len(queue) && queue[k].rec.Seq <= resp.HighWater {
-			lat = append(lat, now.Sub(queue[k].made))
-			k++
+		if s.finished() {
+			st.CloseSend()
+			if err := <-recvErr; !errors.Is(err, io.EOF) {
+				return err
+			}
+			return nil
 		}
-		queue = queue[k:]
-		mu.Unlock()
-		acked.Add(int64(k))
+		select {
+		case <-s.wake:
+		case <-kick:
+		case <-s.done:
+		case err := <-recvErr:
+			return fmt.Errorf("stream ended: %w", err)
+		}
 	}
 }

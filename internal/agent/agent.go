@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -48,12 +50,25 @@ const (
 	// reconnecting in step.
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 60 * time.Second
-	// DefaultLinger is how long the sender waits after the first record
-	// arrives in an empty spool before sending, so that a burst goes in one
-	// request: per-request cost (TLS record, handler, group commit slot)
-	// dominates the hub's work with a thousand agents, and a second of
-	// delay is nothing next to a change record's life.
-	DefaultLinger = time.Second
+	// DefaultWindow bounds the records written to a stream and not yet
+	// acknowledged: a few batches keep the stream full while the hub
+	// commits, and at most this many are resent after a broken stream.
+	DefaultWindow = 4 * DefaultBatch
+)
+
+// Stream timing, each with its reason.
+const (
+	// streamIdle closes a stream that carried nothing for a minute, below
+	// the hub's own idle limit so that the agent, not the hub, ends it.
+	streamIdle = time.Minute
+	// ackTimeout: records in flight and no ack for this long means the
+	// hub or the path to it is gone without a reset; resend on a new
+	// stream.
+	ackTimeout = 60 * time.Second
+	// spoolDeleteEvery paces deleting acknowledged records from the spool.
+	spoolDeleteEvery = time.Second
+	// statusEvery paces status-file rewrites on the delivery path.
+	statusEvery = time.Second
 )
 
 // Config configures an agent run.
@@ -65,11 +80,10 @@ type Config struct {
 	// Watch runs the watcher, sending its output to sink, until ctx ends.
 	// The CLI wires monitor.Run here; nil runs only the sender.
 	Watch func(ctx context.Context, policyYAML []byte, sink *Sink) error
-	// Batch, MinBackoff, MaxBackoff, Linger: zero means the defaults; a
-	// negative Linger sends at once.
-	Batch                  int
+	// Batch (records per spool read and write to the stream), Window,
+	// MinBackoff, MaxBackoff: zero means the defaults.
+	Batch, Window          int
 	MinBackoff, MaxBackoff time.Duration
-	Linger                 time.Duration
 	// Heartbeat is the interval until the hub says otherwise; 30 s if 0.
 	Heartbeat time.Duration
 	// Log receives operational messages; discarded if nil.
@@ -85,10 +99,14 @@ type Agent struct {
 	spool  *Spool
 	id     *identity
 	client *http.Client
-	log    *slog.Logger
+	// streamClient shares client's transport without its timeout: a
+	// record stream lives for minutes.
+	streamClient *http.Client
+	log          *slog.Logger
 
-	mu     sync.Mutex
-	status Status
+	mu            sync.Mutex
+	status        Status
+	statusWritten time.Time
 }
 
 // Status is the agent's state as `vigil status` shows it (status.json).
@@ -122,9 +140,10 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = hub.DefaultHeartbeat
 	}
-	if cfg.Linger == 0 {
-		cfg.Linger = DefaultLinger
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
 	}
+	cfg.Window = max(cfg.Window, cfg.Batch)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -144,7 +163,9 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, state: st, spool: sp, id: id, client: mtlsClient(id, pool), log: lg}
+	client := mtlsClient(id, pool)
+	a := &Agent{cfg: cfg, state: st, spool: sp, id: id, client: client,
+		streamClient: &http.Client{Transport: client.Transport}, log: lg}
 	a.status = Status{AgentID: st.AgentID, Server: st.Server, State: "starting", CertExpires: id.leaf.Load().NotAfter}
 	return a, nil
 }
@@ -229,13 +250,14 @@ func (a *Agent) policy(ctx context.Context) ([]byte, error) {
 	return []byte(doc.Policy), nil
 }
 
-// sendLoop drains the spool to the hub in sequence order, one batch at a
-// time: a batch is deleted only after the hub acknowledged it, so a crash
-// of either side only ever causes a resend, which the hub skips.
+// sendLoop drains the spool to the hub over record streams: it opens a
+// stream when the spool holds records and keeps it while records flow.
+// Records are deleted only after the hub acknowledged them, so a crash of
+// either side only ever causes a resend, which the hub skips.
 func (a *Agent) sendLoop(ctx context.Context) error {
 	fails := 0
 	for {
-		recs, err := a.spool.Peek(ctx, a.cfg.Batch)
+		recs, err := a.spool.PeekAfter(ctx, 0, 1)
 		if err != nil {
 			return err
 		}
@@ -245,25 +267,20 @@ func (a *Agent) sendLoop(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-a.spool.Notify():
-				if a.cfg.Linger > 0 && sleep(ctx, a.cfg.Linger) != nil {
-					return nil
-				}
 				continue
 			}
 		}
-		hw, err := a.send(ctx, recs)
-		if err == nil {
-			fails = 0
-			if err := a.spool.Ack(ctx, hw); err != nil {
-				return err
-			}
-			a.setStatus(func(s *Status) {
-				s.HubConnected, s.LastContact, s.Delivered, s.LastError = true, a.cfg.Now(), hw, ""
-			})
-			continue
+		err = a.stream(ctx)
+		var fe fatalError
+		if errors.As(err, &fe) {
+			return fe.err
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err == nil {
+			fails = 0
+			continue
 		}
 		fails++
 		a.setStatus(func(s *Status) { s.HubConnected, s.LastError = false, err.Error() })
@@ -275,23 +292,171 @@ func (a *Agent) sendLoop(ctx context.Context) error {
 	}
 }
 
-// send posts one batch and returns the hub's high-water mark. A replayed
-// batch is an acknowledgement too: the hub already has it.
-func (a *Agent) send(ctx context.Context, recs []fleet.Record) (uint64, error) {
-	body, err := json.Marshal(hub.IngestRequest{Records: recs})
+// fatalError is a failure of the agent itself (its spool), which ends the
+// run, as opposed to a delivery failure, which is retried.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+
+// stream runs one record stream: it writes spooled records in sequence
+// order as they come, at most a window ahead of the hub's acks, and
+// deletes what the hub acknowledged. It returns nil when the stream ended
+// cleanly (idle, or the hub ended it with nothing in flight).
+func (a *Agent) stream(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := OpenStream(ctx, a.streamClient, a.state.Server)
 	if err != nil {
-		return 0, fmt.Errorf("encode batch: %w", err)
+		return err
 	}
-	var resp hub.IngestResponse
-	err = call(ctx, a.client, http.MethodPost, a.state.Server+"/api/v1/agent/records", body, &resp)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Body.Code == "replay" && ae.Body.HighWater != nil {
-		return *ae.Body.HighWater, nil
+	defer st.Close()
+	var acked atomic.Uint64
+	kick := make(chan struct{}, 1)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			hw, err := st.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			acked.Store(hw)
+			a.delivered(hw)
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// Deleting acknowledged records is for space only (a record resent
+	// after a crash is skipped by the hub), so it need not follow every
+	// ack: each delete is a durable spool transaction. It runs after a
+	// batch's worth of acks or spoolDeleteEvery after the first pending.
+	var deleted uint64
+	deleteTimer := time.NewTimer(time.Hour)
+	deleteTimer.Stop()
+	deletePending := false
+	deleteAcked := func() error {
+		if hw := acked.Load(); hw > deleted {
+			if err := a.spool.Ack(context.WithoutCancel(ctx), hw); err != nil {
+				return fatalError{err}
+			}
+			deleted = hw
+		}
+		deleteTimer.Stop()
+		deletePending = false
+		return nil
 	}
-	if err != nil {
-		return 0, err
+	defer deleteAcked()
+
+	var sent uint64 // last sequence number written
+	progress := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		hw := acked.Load()
+		if hw-deleted >= uint64(a.cfg.Batch) {
+			if err := deleteAcked(); err != nil {
+				return err
+			}
+		} else if hw > deleted && !deletePending {
+			deletePending = true
+			deleteTimer.Reset(spoolDeleteEvery)
+		}
+		inflight := uint64(0)
+		if sent > hw {
+			inflight = sent - hw
+		} else {
+			progress = time.Now()
+		}
+		if inflight < uint64(a.cfg.Window) {
+			recs, err := a.spool.PeekAfter(ctx, sent, min(a.cfg.Batch, a.cfg.Window-int(inflight)))
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fatalError{err}
+			}
+			if len(recs) > 0 {
+				if err := st.Send(recs); err != nil {
+					return a.streamEnded(recvErr, err)
+				}
+				sent = recs[len(recs)-1].Seq
+				continue
+			}
+		}
+		// Wait for records, acks, the end, or a timeout: no ack for
+		// ackTimeout while records are in flight is a hub gone silent;
+		// no records for streamIdle ends the stream.
+		wait := streamIdle
+		if inflight > 0 {
+			wait = ackTimeout
+		}
+		timer.Reset(time.Until(progress.Add(wait)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.spool.Notify():
+		case <-kick:
+			progress = time.Now()
+		case <-deleteTimer.C:
+			if err := deleteAcked(); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) && sent <= acked.Load() {
+				return nil // the hub ended an idle stream
+			}
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("hub ended the record stream with %d records unacknowledged", sent-acked.Load())
+			}
+			return err
+		case <-timer.C:
+			if inflight > 0 {
+				return fmt.Errorf("no acknowledgement from the hub for %s", ackTimeout)
+			}
+			st.CloseSend()
+			timer.Reset(ackTimeout)
+			select {
+			case err := <-recvErr:
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			case <-timer.C:
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
+		}
 	}
-	return resp.HighWater, nil
+}
+
+// streamEnded explains a failed write: the hub's refusal or the broken
+// connection it read, if there is one, else the write error.
+func (a *Agent) streamEnded(recvErr <-chan error, werr error) error {
+	select {
+	case err := <-recvErr:
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	case <-time.After(time.Second):
+	}
+	return werr
+}
+
+// delivered notes the hub's high-water mark; the status file is rewritten
+// at most every statusEvery on this path (acks arrive every few
+// milliseconds under load).
+func (a *Agent) delivered(hw uint64) {
+	now := a.cfg.Now()
+	a.mu.Lock()
+	a.status.HubConnected, a.status.LastContact, a.status.Delivered, a.status.LastError = true, now, hw, ""
+	due := now.Sub(a.statusWritten) >= statusEvery
+	a.mu.Unlock()
+	if due {
+		a.setStatus(func(*Status) {})
+	}
 }
 
 // backoff is exponential from MinBackoff, capped at MaxBackoff, with full
@@ -424,6 +589,7 @@ func (a *Agent) setStatus(fn func(*Status)) {
 	a.mu.Lock()
 	fn(&a.status)
 	a.status.Updated = a.cfg.Now().UTC()
+	a.statusWritten = a.status.Updated
 	b, _ := json.MarshalIndent(a.status, "", "  ")
 	a.mu.Unlock()
 	if err := atomicfile.WriteFile(filepath.Join(a.cfg.Dir, StatusFile), append(b, '\n'), 0o644); err != nil {

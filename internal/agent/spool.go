@@ -94,9 +94,10 @@ func (s *Spool) AppendRaw(ctx context.Context, recs []fleet.Record) (uint64, err
 	return uint64(last), nil
 }
 
-// Peek returns up to limit records from the oldest, in sequence order.
-func (s *Spool) Peek(ctx context.Context, limit int) ([]fleet.Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, time_ns, body FROM spool ORDER BY seq LIMIT ?`, limit)
+// PeekAfter returns up to limit records with sequence numbers above
+// after, in sequence order: PeekAfter(0, n) reads from the oldest.
+func (s *Spool) PeekAfter(ctx context.Context, after uint64, limit int) ([]fleet.Record, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, time_ns, body FROM spool WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read spool: %w", err)
 	}

@@ -38,6 +38,7 @@ type access int
 const (
 	public access = iota
 	agentCert
+	agentStream // agentCert, with a body bounded per frame instead of in total
 	anyUser
 	adminOnly
 )
@@ -51,6 +52,7 @@ func (h *Hub) Routes() []Route {
 		r("GET", "/api/v1/health", public, h.health),
 		r("POST", "/api/v1/enroll", public, h.enroll),
 		r("POST", "/api/v1/agent/records", agentCert, h.ingestRecords),
+		r("POST", "/api/v1/agent/stream", agentStream, h.ingestStream),
 		r("POST", "/api/v1/agent/heartbeat", agentCert, h.heartbeat),
 		r("GET", "/api/v1/agent/policy", agentCert, h.servePolicy),
 		r("POST", "/api/v1/agent/renew", agentCert, h.renew),
@@ -91,13 +93,15 @@ const (
 // guard authenticates a request per its access level and bounds its body.
 func (h *Hub) guard(a access, fn func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if r.ContentLength > MaxBody {
-			h.refuse(r.Context(), r, "", errTooLarge)
-			return errTooLarge
+		if a != agentStream {
+			if r.ContentLength > MaxBody {
+				h.refuse(r.Context(), r, "", errTooLarge)
+				return errTooLarge
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		switch a {
-		case agentCert:
+		case agentCert, agentStream:
 			var chain []*x509Cert
 			if r.TLS != nil {
 				chain = r.TLS.PeerCertificates
@@ -287,28 +291,37 @@ func validateBatch(recs []fleet.Record) error {
 		return &detailError{errTooLarge, fmt.Sprintf("more than %d records", MaxBatch)}
 	}
 	for i := range recs {
-		rec := &recs[i]
-		if i > 0 && rec.Seq != recs[i-1].Seq+1 {
+		if i > 0 && recs[i].Seq != recs[i-1].Seq+1 {
 			return badRequest(fmt.Sprintf("record %d: sequence numbers must ascend by one", i))
 		}
-		if rec.Seq == 0 {
-			return badRequest(fmt.Sprintf("record %d: sequence numbers start at 1", i))
+		if err := validateRecord(i, &recs[i]); err != nil {
+			return err
 		}
-		if rec.Kind != fleet.KindChange && rec.Kind != fleet.KindHealth {
-			return badRequest(fmt.Sprintf("record %d: unknown kind", i))
-		}
-		if rec.Time.IsZero() {
-			return badRequest(fmt.Sprintf("record %d: no time", i))
-		}
-		var buf bytes.Buffer
-		if len(rec.Body) == 0 || rec.Body[0] != '{' || json.Compact(&buf, rec.Body) != nil {
-			return badRequest(fmt.Sprintf("record %d: body must be a JSON object", i))
-		}
-		if buf.Len() > evidence.MaxBodyLen/2 {
-			return &detailError{errTooLarge, fmt.Sprintf("record %d: body too large", i)}
-		}
-		rec.Body = buf.Bytes()
 	}
+	return nil
+}
+
+// validateRecord checks one record of a batch or stream (i names it in
+// the error) and compacts its body, which the evidence log embeds as is.
+func validateRecord(i int, rec *fleet.Record) error {
+	if rec.Seq == 0 {
+		return badRequest(fmt.Sprintf("record %d: sequence numbers start at 1", i))
+	}
+	if rec.Kind != fleet.KindChange && rec.Kind != fleet.KindHealth {
+		return badRequest(fmt.Sprintf("record %d: unknown kind", i))
+	}
+	if rec.Time.IsZero() {
+		return badRequest(fmt.Sprintf("record %d: no time", i))
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(rec.Body))
+	if len(rec.Body) == 0 || rec.Body[0] != '{' || json.Compact(&buf, rec.Body) != nil {
+		return badRequest(fmt.Sprintf("record %d: body must be a JSON object", i))
+	}
+	if buf.Len() > evidence.MaxBodyLen/2 {
+		return &detailError{errTooLarge, fmt.Sprintf("record %d: body too large", i)}
+	}
+	rec.Body = buf.Bytes()
 	return nil
 }
 

@@ -87,8 +87,16 @@ func badRequest(detail string) error { return &detailError{errBadRequest, detail
 // writeError writes err per the table. Only sentinel texts and details
 // the handlers chose to expose reach the client.
 func writeError(w http.ResponseWriter, err error) (status int, internal bool) {
+	status, body, internal := errorBody(err)
+	writeJSON(w, status, body)
+	return status, internal
+}
+
+// errorBody is what a client sees of err: the status and body writeError
+// sends, and whether err was internal (its details only logged).
+func errorBody(err error) (status int, body ErrorBody, internal bool) {
 	e, ok := classify(err)
-	body := ErrorBody{Code: e.code, Error: "internal error"}
+	body = ErrorBody{Code: e.code, Error: "internal error"}
 	if ok {
 		body.Error = e.err.Error()
 		var de *detailError
@@ -100,8 +108,7 @@ func writeError(w http.ResponseWriter, err error) (status int, internal bool) {
 			body.HighWater = &hw.hw
 		}
 	}
-	writeJSON(w, e.status, body)
-	return e.status, !ok
+	return e.status, body, !ok
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

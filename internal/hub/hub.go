@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -100,8 +101,13 @@ type Hub struct {
 	policy  []byte
 	ln      net.Listener
 	ingest  chan *ingestReq
+	quit    chan struct{} // closed when the committer stopped
 	wake    chan struct{}
 	logger  *slog.Logger
+
+	streamMu      sync.Mutex
+	streams       map[string]*stream // by agent id
+	streamsClosed bool
 
 	// AdminToken is set when Open created the first admin: it is shown
 	// once and stored only as a hash.
@@ -130,7 +136,8 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create hub directory: %w", err)
 	}
-	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024), wake: make(chan struct{}, 1)}
+	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024),
+		quit: make(chan struct{}), wake: make(chan struct{}, 1), streams: make(map[string]*stream)}
 	var err error
 	if h.ca, err = fleetca.LoadOrCreate(filepath.Join(opts.Dir, "ca"), opts.Now); err != nil {
 		return nil, fmt.Errorf("open hub ca: %w", err)
@@ -236,10 +243,16 @@ func (h *Hub) Serve(ctx context.Context) error {
 	}
 	wctx, work := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(wctx)
-	g.Go(func() error { return h.committer(gctx) })
+	g.Go(func() error {
+		defer close(h.quit)
+		return h.committer(gctx)
+	})
 	g.Go(func() error { return h.relay(gctx, h.wake) })
 	g.Go(func() error { return h.watchSilence(gctx) })
 	g.Go(func() error { return ignoreCanceled(h.cpr.Run(gctx)) })
+	// Streams never go idle by themselves: end them (after their last
+	// acks) when shutting down.
+	srv.RegisterOnShutdown(h.stopStreams)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(tls.NewListener(h.ln, srv.TLSConfig)) }()
 	var err error

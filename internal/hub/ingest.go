@@ -6,10 +6,12 @@ import (
 	"github.com/vigilfim/vigil/internal/fleet"
 )
 
-// ingestReq is one agent's batch waiting for the committer.
+// ingestReq is one agent's batch waiting for the committer, which calls
+// done with its outcome once the group it went into committed (or failed).
+// done must not block: it runs on the committer's goroutine.
 type ingestReq struct {
 	batch fleet.Batch
-	done  chan fleet.IngestResult
+	done  func(fleet.IngestResult)
 }
 
 // maxGroup bounds the batches committed in one transaction: 1024 lets one
@@ -45,9 +47,9 @@ func (h *Hub) committer(ctx context.Context) error {
 		res, err := h.store.Ingest(ctx, h.opts.Now(), batches)
 		for i, r := range group {
 			if err != nil {
-				r.done <- fleet.IngestResult{Err: err}
+				r.done(fleet.IngestResult{Err: err})
 			} else {
-				r.done <- res[i]
+				r.done(res[i])
 			}
 		}
 		if err == nil {
@@ -61,14 +63,15 @@ func (h *Hub) committer(ctx context.Context) error {
 
 // submit queues a batch and waits for its commit.
 func (h *Hub) submit(ctx context.Context, b fleet.Batch) fleet.IngestResult {
-	r := &ingestReq{batch: b, done: make(chan fleet.IngestResult, 1)}
+	done := make(chan fleet.IngestResult, 1)
+	r := &ingestReq{batch: b, done: func(res fleet.IngestResult) { done <- res }}
 	select {
 	case h.ingest <- r:
 	case <-ctx.Done():
 		return fleet.IngestResult{Err: ctx.Err()}
 	}
 	select {
-	case res := <-r.done:
+	case res := <-done:
 		return res
 	case <-ctx.Done():
 		return fleet.IngestResult{Err: ctx.Err()}

@@ -1,0 +1,311 @@
+package hub
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilfim/vigil/internal/fleet"
+)
+
+// The record stream is how agents deliver: one long-lived full-duplex
+// request per agent (POST /api/v1/agent/stream) carrying record frames up
+// and ack frames down (internal/fleet/wire.go). Whatever frames have
+// arrived are handed to the committer as one batch without waiting for the
+// previous batch's commit, and the acks go back as the group commits
+// finish, so an agent pays neither a request nor a round trip per batch
+// and the hub commits every agent's records together every few
+// milliseconds. Per-request costs (HTTP parsing, authentication, the store
+// lookup of the agent, JSON decoding) had dominated the hub's profile under
+// `go run ./bench/fleet load`.
+const (
+	// streamIdle ends a stream that carried nothing for this long; the
+	// agent opens a new one when it next has records. It bounds what a
+	// vanished agent holds without the hub pinging thousands of idle ones.
+	streamIdle = 5 * time.Minute
+	// streamWindow bounds the batches of one stream waiting for the
+	// committer: enough to keep a stream flowing through several group
+	// commits, few enough that one agent cannot queue unbounded memory.
+	streamWindow = 16
+	// streamWriteTimeout bounds one ack write: an agent that stops
+	// reading loses its stream instead of holding a goroutine forever.
+	streamWriteTimeout = 30 * time.Second
+	// streamReadBuffer is the reader's buffer: frames that arrived
+	// together are taken as one batch from it.
+	streamReadBuffer = 64 << 10
+)
+
+// stream is one open record stream.
+type stream struct {
+	h     *Hub
+	r     *http.Request
+	rc    *http.ResponseController
+	w     http.ResponseWriter
+	agent fleet.Agent
+
+	slots   chan struct{} // batches at the committer, at most streamWindow
+	kick    chan struct{} // a result arrived (coalesced)
+	final   chan struct{} // the reader is done and nothing is in flight
+	stopped atomic.Bool   // the stream is ending; the reader must not read on
+
+	mu     sync.Mutex
+	hw     uint64 // last acknowledged-durable sequence number
+	unsent bool   // hw moved since the last ack frame
+	refuse error  // first refusal (from a commit or from the reader)
+}
+
+// ingestStream serves one agent's record stream until the agent closes it,
+// the hub refuses a frame or a batch, it sits idle for streamIdle, another
+// stream of the same agent replaces it, or the hub shuts down.
+func (h *Hub) ingestStream(w http.ResponseWriter, r *http.Request) error {
+	ag := r.Context().Value(keyAgent).(fleet.Agent)
+	if ct := r.Header.Get("Content-Type"); ct != fleet.StreamContentType {
+		err := badRequest(fmt.Sprintf("content type must be %s", fleet.StreamContentType))
+		h.refuse(r.Context(), r, ag.ID, err)
+		return err
+	}
+	rc := http.NewResponseController(w)
+	// HTTP/1.1 needs full duplex enabled to read the request while
+	// answering; HTTP/2 always has it and says ErrNotSupported.
+	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("open record stream: %w", err)
+	}
+	w.Header().Set("Content-Type", fleet.StreamContentType)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return nil // the agent is gone; nothing to answer
+	}
+	s := &stream{h: h, r: r, rc: rc, w: w, agent: ag,
+		slots: make(chan struct{}, streamWindow), kick: make(chan struct{}, 1), final: make(chan struct{})}
+	if !h.addStream(s) {
+		return nil // the hub is shutting down
+	}
+	defer h.dropStream(s)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		s.writeAcks()
+	}()
+	s.read()
+	// Let every batch in flight finish before the last ack, unless the
+	// hub stops committing.
+	for range streamWindow {
+		select {
+		case s.slots <- struct{}{}:
+		case <-h.quit:
+		}
+	}
+	close(s.final)
+	<-written
+	return nil
+}
+
+// read takes frames off the stream, validates them and queues what has
+// arrived as one batch for the committer, until the stream ends.
+func (s *stream) read() {
+	br := bufio.NewReaderSize(s.r.Body, streamReadBuffer)
+	var last uint64 // sequence number of the previous record
+	n := 0          // records read, for error messages
+	for {
+		if err := s.rc.SetReadDeadline(time.Now().Add(streamIdle)); err != nil || s.stopped.Load() {
+			return
+		}
+		rec, err := fleet.ReadRecordFrame(br, MaxBody)
+		var recs []fleet.Record
+		for err == nil {
+			if verr := s.check(n, last, &rec); verr != nil {
+				s.fail(verr)
+				return
+			}
+			recs = append(recs, rec)
+			last = rec.Seq
+			n++
+			if len(recs) == MaxBatch || !fleet.RecordFrameBuffered(br) {
+				break
+			}
+			rec, err = fleet.ReadRecordFrame(br, MaxBody)
+		}
+		if err != nil {
+			// Records read before a broken frame are still good.
+			if len(recs) > 0 {
+				s.submit(recs)
+			}
+			if errors.Is(err, fleet.ErrFrame) {
+				s.fail(badRequest(err.Error()))
+			}
+			return // io.EOF: the agent ended the stream; else it is gone, idle or stopped
+		}
+		if !s.submit(recs) {
+			return
+		}
+	}
+}
+
+// check validates one record: the rules of a batch, and sequence numbers
+// ascending by one over the whole stream.
+func (s *stream) check(n int, last uint64, rec *fleet.Record) error {
+	if n > 0 && rec.Seq != last+1 {
+		return badRequest(fmt.Sprintf("record %d: sequence numbers must ascend by one", n))
+	}
+	return validateRecord(n, rec)
+}
+
+// submit queues one batch for the committer once the stream has a free
+// slot; it reports false if the stream or the hub is stopping.
+func (s *stream) submit(recs []fleet.Record) bool {
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.h.quit:
+		return false
+	}
+	req := &ingestReq{batch: fleet.Batch{AgentID: s.agent.ID, Records: recs}, done: s.result}
+	select {
+	case s.h.ingest <- req:
+		return !s.stopped.Load()
+	case <-s.h.quit:
+		<-s.slots
+		return false
+	}
+}
+
+// result takes one batch's outcome from the committer. A batch that was
+// entirely stored before (the agent resending what a lost ack did not
+// confirm) acknowledges like a stored one.
+func (s *stream) result(res fleet.IngestResult) {
+	s.mu.Lock()
+	if s.refuse == nil {
+		if res.Err == nil || errors.Is(res.Err, fleet.ErrReplay) {
+			if res.HighWater > s.hw {
+				s.hw, s.unsent = res.HighWater, true
+			}
+		} else {
+			err := res.Err
+			if errors.Is(err, fleet.ErrSequenceGap) {
+				err = &hwError{err, res.HighWater}
+			}
+			s.refuse = err
+		}
+	}
+	s.mu.Unlock()
+	<-s.slots
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// fail records a refusal found by the reader; it is sent after the acks of
+// what was queued before it.
+func (s *stream) fail(err error) {
+	s.mu.Lock()
+	if s.refuse == nil {
+		s.refuse = err
+	}
+	s.mu.Unlock()
+}
+
+// stop makes the reader return: it is ending the stream.
+func (s *stream) stop() {
+	s.stopped.Store(true)
+	s.rc.SetReadDeadline(time.Now())
+}
+
+// writeAcks sends an ack frame whenever results moved the high-water mark
+// (one frame for all the results that arrived meanwhile), and the refusal
+// that ends the stream, if any.
+func (s *stream) writeAcks() {
+	var buf []byte
+	for {
+		final := false
+		select {
+		case <-s.kick:
+		case <-s.final:
+			final = true
+		}
+		s.mu.Lock()
+		hw, unsent, refuse := s.hw, s.unsent, s.refuse
+		s.unsent = false
+		s.mu.Unlock()
+		buf = buf[:0]
+		if unsent {
+			buf = fleet.AppendAck(buf, hw)
+		}
+		if refuse != nil {
+			buf = s.refusal(buf, hw, refuse)
+		}
+		if len(buf) > 0 && s.write(buf) != nil {
+			s.stop()
+			return
+		}
+		if refuse != nil {
+			s.stop()
+			return
+		}
+		if final {
+			return
+		}
+	}
+}
+
+// refusal records a refused stream and appends its error frame: the same
+// error body, codes and evidence record as a refused request.
+func (s *stream) refusal(buf []byte, hw uint64, err error) []byte {
+	status, body, internal := errorBody(err)
+	if internal {
+		s.h.logger.Error("record stream failed", "agent", s.agent.ID, "err", err)
+	} else {
+		s.h.refuse(s.r.Context(), s.r, s.agent.ID, err)
+	}
+	b, _ := json.Marshal(body)
+	return fleet.AppendRefusal(buf, hw, status, b)
+}
+
+func (s *stream) write(b []byte) error {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil {
+		return err
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// addStream registers s as its agent's stream, ending the one it
+// replaces: an agent that reconnected has given the old one up. It
+// reports false once the hub is shutting down.
+func (h *Hub) addStream(s *stream) bool {
+	h.streamMu.Lock()
+	defer h.streamMu.Unlock()
+	if h.streamsClosed {
+		return false
+	}
+	if old := h.streams[s.agent.ID]; old != nil {
+		old.stop()
+	}
+	h.streams[s.agent.ID] = s
+	return true
+}
+
+func (h *Hub) dropStream(s *stream) {
+	h.streamMu.Lock()
+	defer h.streamMu.Unlock()
+	if h.streams[s.agent.ID] == s {
+		delete(h.streams, s.agent.ID)
+	}
+}
+
+// stopStreams ends every stream at shutdown; each still acknowledges what
+// it queued.
+func (h *Hub) stopStreams() {
+	h.streamMu.Lock()
+	defer h.streamMu.Unlock()
+	h.streamsClosed = true
+	for _, s := range h.streams {
+		s.stop()
+	}
+}
