@@ -192,8 +192,19 @@ func enrollSim(h *hubProc, i int) (*simAgent, error) {
 
 // body is a realistic change record: ~600 bytes with who-data.
 func body(agent, i int) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"path":"/etc/app/conf.d/file%d.conf","type":"modified","severity":"high","rule":"app config","changed":["size","mtime","ctime","sha256"],"old":{"size":1200,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T10:00:00Z","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"new":{"size":1234,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T17:00:00Z","sha256":"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"},"time":"2026-11-23T17:00:00.123456789Z","source":"fanotify","who":{"attribution":"audit","pid":%d,"uid":0,"auid":1000,"user":"root","login_user":"ann","exe":"/usr/bin/vim","cmdline":["vim","file.conf"],"tty":"pts/0"}}`, i, agent))
+	b := make([]byte, 0, len(bodyHead)+len(bodyMid)+len(bodyTail)+20)
+	b = append(b, bodyHead...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, bodyMid...)
+	b = strconv.AppendInt(b, int64(agent), 10)
+	return append(b, bodyTail...)
 }
+
+const (
+	bodyHead = `{"path":"/etc/app/conf.d/file`
+	bodyMid  = `.conf","type":"modified","severity":"high","rule":"app config","changed":["size","mtime","ctime","sha256"],"old":{"size":1200,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T10:00:00Z","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"new":{"size":1234,"mode":"-rw-r--r--","uid":0,"gid":0,"mtime":"2026-11-23T17:00:00Z","sha256":"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"},"time":"2026-11-23T17:00:00.123456789Z","source":"fanotify","who":{"attribution":"audit","pid":`
+	bodyTail = `,"uid":0,"auid":1000,"user":"root","login_user":"ann","exe":"/usr/bin/vim","cmdline":["vim","file.conf"],"tty":"pts/0"}}`
+)
 
 func load(vigil string, args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
@@ -229,7 +240,13 @@ func load(vigil string, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer func() { h.cmd.Process.Signal(os.Interrupt); h.cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			h.cmd.Process.Signal(os.Interrupt)
+			h.cmd.Wait()
+		}
+	}()
 
 	agents := make([]*simAgent, *n)
 	var wg sync.WaitGroup
@@ -255,6 +272,29 @@ func load(vigil string, args []string) error {
 		return e.(error)
 	}
 	fmt.Printf("enrolled %d agents in %s\n", *n, time.Since(t0).Round(time.Millisecond))
+	// Open every agent's stream (TLS handshake included) before the clock
+	// starts: agents keep their stream, so handshakes are not ingest load.
+	t0 = time.Now()
+	streams := make([]*agent.Stream, *n)
+	for i, a := range agents {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := agent.OpenStream(context.Background(), a.client, a.url)
+			if err != nil {
+				enrollErr.Store(err)
+				return
+			}
+			streams[i] = st
+		}()
+	}
+	wg.Wait()
+	if e := enrollErr.Load(); e != nil {
+		return e.(error)
+	}
+	fmt.Printf("opened %d streams in %s\n", *n, time.Since(t0).Round(time.Millisecond))
 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -273,7 +313,7 @@ func load(vigil string, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[i] = runSim(a, i, *rate, *dur, start, &sent, &acked, &failed)
+			lat[i] = runSim(a, streams[i], i, *rate, *dur, start, &sent, &acked, &failed)
 		}()
 	}
 	wg.Wait()
@@ -316,6 +356,17 @@ func load(vigil string, args []string) error {
 		persisted += a.HighWater
 	}
 	fmt.Printf("persisted at the hub: %d of %d sent\n", persisted, sent.Load())
+	// The evidence relay may trail ingestion; a clean stop drains it. The
+	// hub's CPU until it exits is the full cost of the records.
+	t0 = time.Now()
+	h.cmd.Process.Signal(os.Interrupt)
+	h.cmd.Wait()
+	stopped = true
+	if ps := h.cmd.ProcessState; ps != nil {
+		total := ps.UserTime() + ps.SystemTime()
+		fmt.Printf("hub stop (relay drain) took %s; hub CPU from load start to exit %s\n",
+			time.Since(t0).Round(time.Millisecond), (total - cpu0).Round(time.Millisecond))
+	}
 	if int64(persisted) != sent.Load() {
 		return fmt.Errorf("lost records: %d sent, %d persisted", sent.Load(), persisted)
 	}
@@ -344,33 +395,44 @@ type pending struct {
 // agent.DefaultBatch records per write as soon as they are made, at most
 // agent.DefaultWindow unacknowledged, a new stream after a failure); it
 // returns per-record latency, made → acknowledged.
-func runSim(a *simAgent, idx, rate int, dur time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
+func runSim(a *simAgent, st *agent.Stream, idx, rate int, dur time.Duration, start time.Time, sent, acked, failed *atomic.Int64) []time.Duration {
 	s := &sim{a: a, wake: make(chan struct{}, 1), done: make(chan struct{}), acked: acked}
 	go func() {
 		defer close(s.done)
-		// Spread agents over the first tick so they do not fire in step.
+		// Record i is due at start + offset + i*interval, the offset
+		// spreading agents over the first interval so they do not fire in
+		// step. A late wake-up makes every record that fell due, each
+		// "made" at its due time: a starved generator shows as latency
+		// instead of as a lower rate.
 		interval := time.Second / time.Duration(rate)
-		time.Sleep(time.Duration(idx%1000) * interval / 1000)
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
+		due := start.Add(time.Duration(idx%1000) * interval / 1000)
+		end := start.Add(dur)
+		t := time.NewTimer(time.Until(due))
+		defer t.Stop()
 		var seq uint64
-		for time.Since(start) < dur {
-			<-tk.C
-			seq++
+		for due.Before(end) {
+			<-t.C
 			now := time.Now()
-			p := pending{fleet.Record{Seq: seq, Kind: fleet.KindChange, Time: now, Body: body(idx, int(seq))}, now}
 			s.mu.Lock()
-			s.queue = append(s.queue, p)
+			k := 0
+			for ; !due.After(now) && due.Before(end); due = due.Add(interval) {
+				seq++
+				s.queue = append(s.queue, pending{fleet.Record{Seq: seq, Kind: fleet.KindChange, Time: due, Body: body(idx, int(seq))}, due})
+				k++
+			}
 			s.mu.Unlock()
-			sent.Add(1)
+			sent.Add(int64(k))
 			select {
 			case s.wake <- struct{}{}:
 			default:
 			}
+			t.Reset(time.Until(due))
 		}
 	}()
 	for !s.finished() {
-		if err := s.stream(); err != nil {
+		err := s.stream(st)
+		st = nil
+		if err != nil {
 			failed.Add(1)
 			fmt.Fprintf(os.Stderr, "agent %d: %v\n", idx, err)
 			time.Sleep(100 * time.Millisecond) // a real agent backs off
@@ -393,10 +455,12 @@ func (s *sim) finished() bool {
 
 // stream runs one stream until everything is made and acknowledged, or
 // the stream fails.
-func (s *sim) stream() error {
-	st, err := agent.OpenStream(context.Background(), s.a.client, s.a.url)
-	if err != nil {
-		return err
+func (s *sim) stream(st *agent.Stream) error {
+	if st == nil {
+		var err error
+		if st, err = agent.OpenStream(context.Background(), s.a.client, s.a.url); err != nil {
+			return err
+		}
 	}
 	defer st.Close()
 	kick := make(chan struct{}, 1)
@@ -428,16 +492,19 @@ func (s *sim) stream() error {
 	}()
 	var sent uint64
 	var recs []fleet.Record
+	done := s.done
 	for {
 		recs = recs[:0]
+		limit := ackedHW.Load() + agent.DefaultWindow
 		s.mu.Lock()
-		for _, p := range s.queue {
-			if len(recs) == agent.DefaultBatch || p.rec.Seq > ackedHW.Load()+agent.DefaultWindow {
-				break
-			}
-			if p.rec.Seq > sent {
-				recs = append(recs, p.rec)
-			}
+		// The queue starts at the oldest unacknowledged record and
+		// ascends by one: the first unsent is at sent+1-first.
+		i := 0
+		if len(s.queue) > 0 && sent >= s.queue[0].rec.Seq {
+			i = int(sent + 1 - s.queue[0].rec.Seq)
+		}
+		for ; i < len(s.queue) && len(recs) < agent.DefaultBatch && s.queue[i].rec.Seq <= limit; i++ {
+			recs = append(recs, s.queue[i].rec)
 		}
 		s.mu.Unlock()
 		if len(recs) > 0 {
@@ -457,7 +524,8 @@ func (s *sim) stream() error {
 		select {
 		case <-s.wake:
 		case <-kick:
-		case <-s.done:
+		case <-done:
+			done = nil // closed: wait for the acks
 		case err := <-recvErr:
 			return fmt.Errorf("stream ended: %w", err)
 		}

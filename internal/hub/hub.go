@@ -136,7 +136,7 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create hub directory: %w", err)
 	}
-	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024),
+	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, maxGroup),
 		quit: make(chan struct{}), wake: make(chan struct{}, 1), streams: make(map[string]*stream)}
 	var err error
 	if h.ca, err = fleetca.LoadOrCreate(filepath.Join(opts.Dir, "ca"), opts.Now); err != nil {

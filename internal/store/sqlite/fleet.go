@@ -296,9 +296,12 @@ func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) (
 				moved = append(moved, r.agent, int64(marks[r.agent]))
 			}
 		}
+		// UPDATE ... FROM joins each value row to its agent by primary
+		// key; a correlated subquery over the VALUES was quadratic in the
+		// group's agents and had made a commit of a thousand agents'
+		// batches take ~70 ms of CPU.
 		q := `WITH v(id, hw) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?),", len(moved)/2), ",") + `)
-			UPDATE fleet_agents SET high_water = (SELECT hw FROM v WHERE v.id = fleet_agents.id), last_seen_ns = ?
-			WHERE id IN (SELECT id FROM v)`
+			UPDATE fleet_agents SET high_water = v.hw, last_seen_ns = ? FROM v WHERE fleet_agents.id = v.id`
 		if _, err := tx.ExecContext(ctx, q, append(moved, now.UnixNano())...); err != nil {
 			return nil, fmt.Errorf("ingest: move high-water marks: %w", err)
 		}
