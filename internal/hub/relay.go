@@ -22,7 +22,12 @@ import (
 const (
 	cursorRID  = "evidence_rid"  // last record RID appended
 	cursorSize = "evidence_size" // log size after that append
-	relayBatch = 2048
+	// relayBatch is small enough that an evidence append holds the
+	// store's write lock for tens of milliseconds, not hundreds: with 2048
+	// the group commits under `go run ./bench/fleet load` spent most of
+	// their time waiting for it (p99 7.9 s; with 512, 3.2 s on the same
+	// machine a minute later).
+	relayBatch = 512
 )
 
 // relayStore is what the relay needs of the evidence store.
