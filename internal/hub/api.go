@@ -93,7 +93,15 @@ const (
 // guard authenticates a request per its access level and bounds its body.
 func (h *Hub) guard(a access, fn func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if a != agentStream {
+		if a == agentStream {
+			// Answer while the agent is still sending: without full
+			// duplex, net/http reads the request body to its end before
+			// writing a refusal, and a stream's body has no end.
+			// HTTP/2 is always full duplex (ErrNotSupported).
+			if err := http.NewResponseController(w).EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return fmt.Errorf("open record stream: %w", err)
+			}
+		} else {
 			if r.ContentLength > MaxBody {
 				h.refuse(r.Context(), r, "", errTooLarge)
 				return errTooLarge
@@ -313,16 +321,42 @@ func validateRecord(i int, rec *fleet.Record) error {
 	if rec.Time.IsZero() {
 		return badRequest(fmt.Sprintf("record %d: no time", i))
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(rec.Body))
-	if len(rec.Body) == 0 || rec.Body[0] != '{' || json.Compact(&buf, rec.Body) != nil {
+	if len(rec.Body) == 0 || rec.Body[0] != '{' {
 		return badRequest(fmt.Sprintf("record %d: body must be a JSON object", i))
 	}
-	if buf.Len() > evidence.MaxBodyLen/2 {
+	// Agents send compact JSON: checking that is half the cost of
+	// compacting (measured on a 600-byte change record) and copies nothing.
+	if !json.Valid(rec.Body) {
+		return badRequest(fmt.Sprintf("record %d: body must be a JSON object", i))
+	}
+	if !compact(rec.Body) {
+		var buf bytes.Buffer
+		buf.Grow(len(rec.Body))
+		json.Compact(&buf, rec.Body)
+		rec.Body = buf.Bytes()
+	}
+	if len(rec.Body) > evidence.MaxBodyLen/2 {
 		return &detailError{errTooLarge, fmt.Sprintf("record %d: body too large", i)}
 	}
-	rec.Body = buf.Bytes()
 	return nil
+}
+
+// compact reports whether the valid JSON b has no whitespace outside
+// strings, that is whether json.Compact would leave it as it is.
+func compact(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Hub) heartbeat(w http.ResponseWriter, r *http.Request) error {

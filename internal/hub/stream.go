@@ -53,10 +53,11 @@ type stream struct {
 	final   chan struct{} // the reader is done and nothing is in flight
 	stopped atomic.Bool   // the stream is ending; the reader must not read on
 
-	mu     sync.Mutex
-	hw     uint64 // last acknowledged-durable sequence number
-	unsent bool   // hw moved since the last ack frame
-	refuse error  // first refusal (from a commit or from the reader)
+	mu       sync.Mutex
+	hw       uint64 // last acknowledged-durable sequence number
+	unsent   bool   // hw moved since the last ack frame
+	refuse   error  // a commit's refusal: sent at once
+	readFail error  // the reader's refusal: sent after the last ack
 }
 
 // ingestStream serves one agent's record stream until the agent closes it,
@@ -69,12 +70,7 @@ func (h *Hub) ingestStream(w http.ResponseWriter, r *http.Request) error {
 		h.refuse(r.Context(), r, ag.ID, err)
 		return err
 	}
-	rc := http.NewResponseController(w)
-	// HTTP/1.1 needs full duplex enabled to read the request while
-	// answering; HTTP/2 always has it and says ErrNotSupported.
-	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return fmt.Errorf("open record stream: %w", err)
-	}
+	rc := http.NewResponseController(w) // guard enabled full duplex
 	w.Header().Set("Content-Type", fleet.StreamContentType)
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
@@ -119,6 +115,10 @@ func (s *stream) read() {
 		var recs []fleet.Record
 		for err == nil {
 			if verr := s.check(n, last, &rec); verr != nil {
+				// What came before the bad record is stored.
+				if len(recs) > 0 {
+					s.submit(recs)
+				}
 				s.fail(verr)
 				return
 			}
@@ -203,9 +203,7 @@ func (s *stream) result(res fleet.IngestResult) {
 // what was queued before it.
 func (s *stream) fail(err error) {
 	s.mu.Lock()
-	if s.refuse == nil {
-		s.refuse = err
-	}
+	s.readFail = err
 	s.mu.Unlock()
 }
 
@@ -229,6 +227,9 @@ func (s *stream) writeAcks() {
 		}
 		s.mu.Lock()
 		hw, unsent, refuse := s.hw, s.unsent, s.refuse
+		if final && refuse == nil {
+			refuse = s.readFail
+		}
 		s.unsent = false
 		s.mu.Unlock()
 		buf = buf[:0]
