@@ -404,8 +404,11 @@ func (a *Agent) stream(ctx context.Context) error {
 				return err
 			}
 		case err := <-recvErr:
-			if errors.Is(err, io.EOF) && sent <= acked.Load() {
-				return nil // the hub ended an idle stream
+			// The hub ends streams that idle, grow old or were replaced,
+			// after acknowledging what it read: reopen at once and resend
+			// the rest. An end before any ack is a hub going away: back off.
+			if errors.Is(err, io.EOF) && (sent <= acked.Load() || acked.Load() > 0) {
+				return nil
 			}
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("hub ended the record stream with %d records unacknowledged", sent-acked.Load())

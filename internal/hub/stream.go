@@ -38,6 +38,11 @@ const (
 	// streamReadBuffer is the reader's buffer: frames that arrived
 	// together are taken as one batch from it.
 	streamReadBuffer = 64 << 10
+	// streamMaxAge ends a stream after an hour (or when its client
+	// certificate expires, if sooner): the certificate and the agent's
+	// standing are checked when a stream opens, so a busy agent that never
+	// idles must reopen to be checked again.
+	streamMaxAge = time.Hour
 )
 
 // stream is one open record stream.
@@ -47,6 +52,7 @@ type stream struct {
 	rc    *http.ResponseController
 	w     http.ResponseWriter
 	agent fleet.Agent
+	until time.Time // end of the stream's life
 
 	slots   chan struct{} // batches at the committer, at most streamWindow
 	kick    chan struct{} // a result arrived (coalesced)
@@ -61,8 +67,9 @@ type stream struct {
 }
 
 // ingestStream serves one agent's record stream until the agent closes it,
-// the hub refuses a frame or a batch, it sits idle for streamIdle, another
-// stream of the same agent replaces it, or the hub shuts down.
+// the hub refuses a frame or a batch, it sits idle for streamIdle or
+// reaches its age limit, another stream of the same agent replaces it, or
+// the hub shuts down. It ends by acknowledging what it queued.
 func (h *Hub) ingestStream(w http.ResponseWriter, r *http.Request) error {
 	ag := r.Context().Value(keyAgent).(fleet.Agent)
 	if ct := r.Header.Get("Content-Type"); ct != fleet.StreamContentType {
@@ -76,8 +83,11 @@ func (h *Hub) ingestStream(w http.ResponseWriter, r *http.Request) error {
 	if err := rc.Flush(); err != nil {
 		return nil // the agent is gone; nothing to answer
 	}
-	s := &stream{h: h, r: r, rc: rc, w: w, agent: ag,
+	s := &stream{h: h, r: r, rc: rc, w: w, agent: ag, until: time.Now().Add(streamMaxAge),
 		slots: make(chan struct{}, streamWindow), kick: make(chan struct{}, 1), final: make(chan struct{})}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0].NotAfter.Before(s.until) {
+		s.until = r.TLS.PeerCertificates[0].NotAfter
+	}
 	if !h.addStream(s) {
 		return nil // the hub is shutting down
 	}
@@ -108,7 +118,11 @@ func (s *stream) read() {
 	var last uint64 // sequence number of the previous record
 	n := 0          // records read, for error messages
 	for {
-		if err := s.rc.SetReadDeadline(time.Now().Add(streamIdle)); err != nil || s.stopped.Load() {
+		deadline := time.Now().Add(streamIdle)
+		if s.until.Before(deadline) {
+			deadline = s.until
+		}
+		if err := s.rc.SetReadDeadline(deadline); err != nil || s.stopped.Load() {
 			return
 		}
 		rec, err := fleet.ReadRecordFrame(br, MaxBody)
