@@ -59,7 +59,11 @@ func AppendRecordFrame(b []byte, r *Record) ([]byte, error) {
 	b = append(b, frameRecord)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = append(b, k)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixNano()))
+	var ns int64 // 0: no time (the hub refuses it); UnixNano of the zero Time is not 0
+	if !r.Time.IsZero() {
+		ns = r.Time.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(ns))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Body)))
 	return append(b, r.Body...), nil
 }
