@@ -114,6 +114,20 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 		ao := opts.Attribution
 		ao.Roots = roots
 		ao.OnNotice = w.onNotice
+		// Process mode joins by the pid in the event; only fanotify
+		// names it. It is the default there because it costs writers
+		// nothing per file (docs/watch.md).
+		if w.source != SourceFanotify && ao.Mode == whodata.ModeProcess {
+			startup = append(startup, w.health(HealthAttributionDegraded, 0,
+				"who-data mode process needs fanotify events, which name the writer; using mode syscall with "+string(w.source)))
+			ao.Mode = whodata.ModeSyscall
+		}
+		if ao.Mode == "" {
+			ao.Mode = whodata.ModeSyscall
+			if w.source == SourceFanotify {
+				ao.Mode = whodata.ModeProcess
+			}
+		}
 		if w.who, err = whodata.NewAttributor(ctx, ao); err != nil {
 			w.be.Close()
 			return nil, fmt.Errorf("start attribution: %w", err)
