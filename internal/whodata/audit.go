@@ -417,8 +417,6 @@ func (a *auditSource) complete(msgs []*auparse.AuditMessage) {
 	a.idx.add(r)
 }
 
-
-
 // rawMsg is a received message, copied off the socket buffer.
 type rawMsg struct {
 	typ  auparse.AuditMessageType
