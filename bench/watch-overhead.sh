@@ -71,7 +71,10 @@ stop() { # wait for the watcher to go quiet, stop it; print its CPU seconds
 	local c0=$1 prev=-1 now
 	# Quiet: no CPU used over half a second (it reports the burst first).
 	while now=$(cpu $watch_pid); [ "$now" != "$prev" ]; do prev=$now; sleep 0.5; done
-	kill -INT $watch_pid; wait $watch_pid 2>/dev/null || true
+	# Background jobs of a script ignore SIGINT; vigil re-enables it (and
+	# stops cleanly on it), inotifywait needs TERM.
+	kill -"$2" $watch_pid
+	wait $watch_pid 2>/dev/null || true
 	watch_pid=
 	echo "scale=2; ($now - $c0) / $hz" | bc
 }
@@ -83,7 +86,8 @@ for i in $(seq 1 "$runs"); do
 		c0=0; [ -n "$watch_pid" ] && c0=$(cpu $watch_pid)
 		/usr/bin/time -f "%e %U %S" -o "$work/time" tar -C "$work/tree" -xf "$work/man.tar"
 		read -r e u s <"$work/time"
-		wcpu[$v]+="$(stop "$c0") "
+		sig=INT; [ "$v" = inotifywait ] && sig=TERM
+		wcpu[$v]+="$(stop "$c0" $sig) "
 		wall[$v]+="$e "
 		tcpu[$v]+="$(echo "$u + $s" | bc) "
 		rm -rf "$work/tree/man"
