@@ -10,7 +10,9 @@
 #   bench/watch-overhead.sh [-n RUNS] [-d DIR] [-p NICE] [-v "VARIANTS"]
 #
 # Variants (default all): none, inotifywait (inotifywait -m -r: the floor
-# any inotify watcher pays, no hashing, no who-data), vigil (defaults:
+# any inotify watcher pays, no hashing, no who-data), fanotify-floor
+# (bench/fanotify-floor: vigil's fanotify mark and mask, events read and
+# thrown away: the floor any fanotify watcher pays), vigil (defaults:
 # fanotify, who-data in process mode, evidence), vigil-syscall
 # (--who-mode=syscall: audit rules on every write, as auditd-based FIM
 # who-data does), vigil-nowho (--no-who). -p runs the watchers at that nice
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/.."
 runs=5
 parent=/dev/shm
 prio=0
-variants="none inotifywait vigil vigil-syscall vigil-nowho"
+variants="none inotifywait fanotify-floor vigil vigil-syscall vigil-nowho"
 while getopts "n:d:p:v:" o; do
 	case $o in
 	n) runs=$OPTARG ;;
@@ -40,6 +42,7 @@ work=$(mktemp -d "$parent/vigil-overhead-XXXXXX")
 watch_pid=
 trap 'if [ -n "$watch_pid" ]; then kill $watch_pid 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 go build -o "$work/vigil" ./cmd/vigil
+go build -o "$work/fanotify-floor" ./bench/fanotify-floor
 tar -C /usr/share -cf "$work/man.tar" man
 mkdir -p "$work/tree"
 "$work/vigil" baseline --db "$work/state/b.vgl" "$work/tree" >/dev/null
@@ -54,6 +57,11 @@ start() { # start variant $1 in the background, wait until it watches
 		nice -n "$prio" inotifywait -m -r -q -e modify,close_write,create,delete,move,attrib "$work/tree" >/dev/null 2>"$work/watch.err" &
 		watch_pid=$!
 		sleep 1 # it prints "Watches established" only without -q
+		;;
+	fanotify-floor)
+		nice -n "$prio" "$work/fanotify-floor" "$work/tree" >"$work/watch.out" 2>"$work/watch.err" &
+		watch_pid=$!
+		until grep -q ready "$work/watch.out" 2>/dev/null; do sleep 0.05; done
 		;;
 	vigil*)
 		local args=()
@@ -86,7 +94,7 @@ for i in $(seq 1 "$runs"); do
 		c0=0; [ -n "$watch_pid" ] && c0=$(cpu $watch_pid)
 		/usr/bin/time -f "%e %U %S" -o "$work/time" tar -C "$work/tree" -xf "$work/man.tar"
 		read -r e u s <"$work/time"
-		sig=INT; [ "$v" = inotifywait ] && sig=TERM
+		sig=INT; [ "$v" = vigil ] || [ "${v#vigil-}" != "$v" ] || sig=TERM
 		wcpu[$v]+="$(stop "$c0" $sig) "
 		wall[$v]+="$e "
 		tcpu[$v]+="$(echo "$u + $s" | bc) "
