@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,7 +82,10 @@ returns. See docs/fleet.md.`,
 
 // agentWatch builds the host's baseline with the hub's policy on first
 // run (in the agent's directory, signed with a host key kept there), then
-// runs the watch with it.
+// runs the watch with it. When the hub sends another policy (the group's
+// policy changed, or the host moved to another group) the agent calls it
+// again and the baseline is rebuilt with the new policy, which the
+// baseline's header records.
 func agentWatch(dir string, fullEvery time.Duration) func(context.Context, []byte, *agent.Sink) error {
 	return func(ctx context.Context, polYAML []byte, sink *agent.Sink) error {
 		pol, err := policy.Parse("hub policy", polYAML)
@@ -93,15 +97,30 @@ func agentWatch(dir string, fullEvery time.Duration) func(context.Context, []byt
 		if err != nil {
 			return err
 		}
-		if _, err := os.Stat(sp.db); errors.Is(err, os.ErrNotExist) {
-			if _, err := integrity.Build(ctx, sp.db, key.Signer(), pol, polYAML, baselineActor(), "agent first run",
+		build := func() error {
+			if _, err := integrity.Build(ctx, sp.db, key.Signer(), pol, polYAML, baselineActor(), "agent: hub policy",
 				integrity.Options{}, discardResults{}); err != nil {
 				return fmt.Errorf("build baseline: %w", err)
+			}
+			return nil
+		}
+		if _, err := os.Stat(sp.db); errors.Is(err, os.ErrNotExist) {
+			if err := build(); err != nil {
+				return err
 			}
 		}
 		ix, err := baseline.OpenIndex(sp.db, key.Verifier())
 		if err != nil {
 			return err
+		}
+		if !bytes.Equal(ix.Header().Policy, polYAML) {
+			ix.Close()
+			if err := build(); err != nil {
+				return err
+			}
+			if ix, err = baseline.OpenIndex(sp.db, key.Verifier()); err != nil {
+				return err
+			}
 		}
 		defer ix.Close()
 		return monitor.Run(ctx, monitor.Config{Baseline: ix, Policy: pol, FullCheck: fullEvery}, sink)

@@ -73,6 +73,12 @@ type Options struct {
 	// Heartbeat and Missed define agent silence.
 	Heartbeat time.Duration
 	Missed    int
+	// RefusalBurst and RefusalEvery limit refused requests per source:
+	// RefusalBurst are recorded one by one, then the source gets 429 until
+	// it earns one back every RefusalEvery. Defaults DefaultRefusalBurst
+	// and DefaultRefusalEvery.
+	RefusalBurst int
+	RefusalEvery time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 	// Log receives operational messages; discarded if nil.
@@ -102,6 +108,7 @@ type Hub struct {
 	ingest  chan *ingestReq
 	wake    chan struct{}
 	logger  *slog.Logger
+	limit   *limiter
 
 	// AdminToken is set when Open created the first admin: it is shown
 	// once and stored only as a hash.
@@ -123,6 +130,12 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.Missed <= 0 {
 		opts.Missed = DefaultMissed
 	}
+	if opts.RefusalBurst <= 0 {
+		opts.RefusalBurst = DefaultRefusalBurst
+	}
+	if opts.RefusalEvery <= 0 {
+		opts.RefusalEvery = DefaultRefusalEvery
+	}
 	logger := opts.Log
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -130,7 +143,8 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create hub directory: %w", err)
 	}
-	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024), wake: make(chan struct{}, 1)}
+	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024), wake: make(chan struct{}, 1),
+		limit: newLimiter(opts.RefusalBurst, opts.RefusalEvery, opts.Now)}
 	var err error
 	if h.ca, err = fleetca.LoadOrCreate(filepath.Join(opts.Dir, "ca"), opts.Now); err != nil {
 		return nil, fmt.Errorf("open hub ca: %w", err)
@@ -240,6 +254,7 @@ func (h *Hub) Serve(ctx context.Context) error {
 	g.Go(func() error { return h.relay(gctx, h.wake) })
 	g.Go(func() error { return h.watchSilence(gctx) })
 	g.Go(func() error { return ignoreCanceled(h.cpr.Run(gctx)) })
+	g.Go(func() error { return h.refusalFlusher(gctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(tls.NewListener(h.ln, srv.TLSConfig)) }()
 	var err error
@@ -333,7 +348,12 @@ func (h *Hub) CheckSilence(ctx context.Context) error {
 }
 
 func (h *Hub) recordHost(ctx context.Context, kind, host string, body any) error {
-	r, err := evidence.NewRecord(kind, h.opts.Now(), host, "vigil/hub", body)
+	return h.recordHostActor(ctx, kind, host, "vigil/hub", body)
+}
+
+// recordHostActor appends one event about a host, done by actor.
+func (h *Hub) recordHostActor(ctx context.Context, kind, host, actor string, body any) error {
+	r, err := evidence.NewRecord(kind, h.opts.Now(), host, actor, body)
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}
