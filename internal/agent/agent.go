@@ -327,7 +327,9 @@ func (a *Agent) sendLoop(ctx context.Context) error {
 		hw, err := a.send(ctx, recs)
 		if err == nil {
 			fails = 0
-			if err := a.spool.Ack(ctx, hw); err != nil {
+			// Only what was sent: after a spool restore the hub's mark can
+			// be past records it has not seen (see Spool.Rebase).
+			if err := a.spool.Ack(ctx, min(hw, recs[len(recs)-1].Seq)); err != nil {
 				return err
 			}
 			a.setStatus(func(s *Status) {
@@ -360,6 +362,15 @@ func (a *Agent) send(ctx context.Context, recs []fleet.Record) (uint64, error) {
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Body.Code == "replay" && ae.Body.HighWater != nil {
 		return *ae.Body.HighWater, nil
+	}
+	if errors.As(err, &ae) && ae.Body.Code == "sequence_reused" && ae.Body.HighWater != nil && ae.Body.DivergedAt != nil {
+		n, rerr := a.spool.Rebase(ctx, *ae.Body.DivergedAt, *ae.Body.HighWater, a.cfg.Now())
+		if rerr != nil {
+			return 0, rerr
+		}
+		a.log.Warn("spool reused sequence numbers (restored from a backup?); renumbered its new records",
+			"diverged_at", *ae.Body.DivergedAt, "hub_high_water", *ae.Body.HighWater, "renumbered", n)
+		return 0, err // retried after the backoff, renumbered
 	}
 	if err != nil {
 		return 0, err

@@ -284,8 +284,13 @@ func (h *Hub) ingestRecords(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		err = validateBatch(req.Records)
 	}
+	if err == nil {
+		err = h.checkReuse(r.Context(), ag, req.Records)
+	}
 	if err != nil {
-		h.refuse(r.Context(), r, ag.ID, err)
+		if _, client := classify(err); client {
+			h.refuse(r.Context(), r, ag.ID, err)
+		}
 		return err
 	}
 	res := h.submit(r.Context(), fleet.Batch{AgentID: ag.ID, Records: req.Records})
