@@ -109,6 +109,8 @@ type Hub struct {
 	wake    chan struct{}
 	logger  *slog.Logger
 	limit   *limiter
+	// leaser elects the relaying hub when several share the database.
+	leaser relayLeaser
 
 	// AdminToken is set when Open created the first admin: it is shown
 	// once and stored only as a hash.
@@ -165,7 +167,10 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("load hub policy: %w", err)
 	}
 	if strings.HasPrefix(opts.DB, "postgres://") || strings.HasPrefix(opts.DB, "postgresql://") {
-		h.store, err = postgres.Open(ctx, opts.DB)
+		var pg *postgres.DB
+		if pg, err = postgres.Open(ctx, opts.DB); err == nil {
+			h.store, h.leaser = pg, pg
+		}
 	} else if opts.DB == "" {
 		h.store, err = sqlite.Open(ctx, filepath.Join(opts.Dir, "hub.sqlite"))
 	} else {

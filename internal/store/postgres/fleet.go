@@ -270,6 +270,15 @@ func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) (
 		}
 	}
 	if len(copyRows) > 0 {
+		// Records commit in RID order even with several hubs: the relay
+		// reads RIDs past its cursor, so a record whose RID was drawn
+		// before another's but committed after it would be skipped. Taken
+		// after the row locks on the marks and held to commit, the lock
+		// serialises only the COPY and the commit, and cannot deadlock
+		// with them.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.ingest.' || current_schema()))`); err != nil {
+			return nil, fmt.Errorf("ingest: lock record order: %w", err)
+		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"fleet_records"}, []string{"agent_id", "seq", "kind", "time_ns", "body"},
 			pgx.CopyFromRows(copyRows)); err != nil {
 			return nil, fmt.Errorf("ingest: insert records: %w", err)

@@ -1,0 +1,149 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/vigilfim/vigil/internal/agent"
+	"github.com/vigilfim/vigil/internal/evidence"
+	"github.com/vigilfim/vigil/internal/fleettest"
+	"github.com/vigilfim/vigil/internal/hub"
+	"github.com/vigilfim/vigil/internal/signing"
+	"github.com/vigilfim/vigil/internal/store/postgres"
+)
+
+// copyFile copies one of a hub's state files to another hub's directory.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTwoHubsOnePostgres runs two hubs on one PostgreSQL database, sharing
+// the CA and the signing key as a deployment of several hubs does, and has
+// agents send to both at once, each agent alternating between them. Then
+// the evidence log must hold every record exactly once, in each agent's
+// order, and verify against the checkpoints both hubs signed.
+func TestTwoHubsOnePostgres(t *testing.T) {
+	dsn := pgURL(t)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	h1 := fleettest.StartHub(t, dir1, "", hub.Options{DB: dsn})
+	for _, f := range []string{"ca/ca.crt", "ca/ca.key", "hub.key"} {
+		copyFile(t, filepath.Join(dir1, f), filepath.Join(dir2, f))
+	}
+	h2 := fleettest.StartHub(t, dir2, "", hub.Options{DB: dsn})
+	hubs := []*fleettest.Hub{h1, h2}
+
+	const agents, batches, per = 4, 20, 25
+	clients := make([]*http.Client, agents)
+	for i := range clients {
+		dir := t.TempDir()
+		// Enrol through either hub: the token is in the shared database.
+		if _, err := agent.Enroll(t.Context(), dir, hubs[i%2].URL(), fleettest.EnrollToken(t, hubs[(i+1)%2], h1.AdminToken), fmt.Sprintf("web%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "agent.crt"), filepath.Join(dir, "agent.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = fleettest.Client(h1.CA().Pool(), &cert)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, agents)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				body, _ := json.Marshal(batch(uint64(b*per+1), uint64((b+1)*per)))
+				resp, err := c.Post(hubs[(i+b)%2].URL()+"/api/v1/agent/records", "application/json", bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("agent %d batch %d: %d %s", i, b, resp.StatusCode, out)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The first hub (most likely the relay) stops first: the second takes
+	// the lease over and drains.
+	h1.Stop(t)
+	h2.Stop(t)
+
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	size, err := db.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]uint64{} // agent -> last seq
+	total := 0
+	err = db.ScanLeaves(ctx, 0, size, func(l *evidence.StoredLeaf) error {
+		if l.Kind != evidence.KindChange {
+			return nil
+		}
+		_, r, err := evidence.DecodeLeaf(l.Leaf)
+		if err != nil {
+			return err
+		}
+		var b struct {
+			Agent string `json:"agent"`
+			Seq   uint64 `json:"seq"`
+		}
+		json.Unmarshal(r.Body, &b)
+		if b.Seq != seen[b.Agent]+1 {
+			return fmt.Errorf("leaf %d: agent %s seq %d after %d: duplicated, lost or out of order", l.Index, b.Agent, b.Seq, seen[b.Agent])
+		}
+		seen[b.Agent] = b.Seq
+		total++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != agents || total != agents*batches*per {
+		t.Fatalf("evidence holds %d changes of %d agents, want %d of %d", total, len(seen), agents*batches*per, agents)
+	}
+	key, err := signing.LoadOrCreate(filepath.Join(dir1, "hub.key"), "vigil-hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := evidence.Verify(ctx, db, evidence.VerifyOptions{Verifier: key.Verifier()})
+	if err != nil {
+		t.Fatalf("verify the shared evidence log: %v", err)
+	}
+	if rep.Size != size || rep.Checkpoints == 0 || rep.Unsigned != 0 {
+		t.Fatalf("verification %+v of a log of %d", rep, size)
+	}
+}
