@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/store/postgres"
 )
 
@@ -72,4 +74,81 @@ func TestLease(t *testing.T) {
 		<-tick.C // the server ends the session asynchronously
 	}
 	l.Release(ctx)
+}
+
+// TestIngestWaitsForEarlierRIDs: while another hub's ingest holds the
+// record-order lock (it has drawn RIDs and not committed), an ingest
+// waits, so RIDs commit in order and the relay's cursor cannot pass a
+// record that commits later.
+func TestIngestWaitsForEarlierRIDs(t *testing.T) {
+	d := newDB(t).(*testDB)
+	ctx := context.Background()
+	now := time.Unix(1700000000, 0)
+	for _, id := range []string{"a", "b"} {
+		if err := d.db.CreateEnrollToken(ctx, fleet.EnrollToken{Hash: []byte(id), Group: "g", Expires: now.Add(time.Hour), Creator: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.db.Enroll(ctx, []byte(id), now, fleet.Agent{ID: id, Host: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := []fleet.Record{{Seq: 1, Kind: fleet.KindChange, Time: now, Body: json.RawMessage(`{}`)}}
+
+	// The other hub: lock, draw a RID, do not commit yet.
+	conn, err := pgx.Connect(ctx, d.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.ingest.' || current_schema()))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO fleet_records (agent_id, seq, kind, time_ns, body) VALUES ('a', 1, 'change', 0, '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.db.Ingest(ctx, now, []fleet.Batch{{AgentID: "b", Records: rec}})
+		done <- err
+	}()
+	// Wait until the ingest is blocked on the lock (a state in the server,
+	// with no event to wait on).
+	watch, err := pgx.Connect(ctx, d.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND objid = (hashtext('vigil.ingest.' || current_schema())::bigint & 4294967295)::oid)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("ingest finished (%v) while an earlier RID was uncommitted", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingest never waited for the lock")
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := d.db.RecordsAfter(ctx, 0, 10)
+	if err != nil || len(recs) != 2 || recs[0].AgentID != "a" || recs[1].AgentID != "b" {
+		t.Fatalf("records %+v, %v: want a's (committed first) before b's", recs, err)
+	}
 }
