@@ -57,6 +57,15 @@ func (h *Hub) groupPolicy(ctx context.Context, group string) (signed []byte, ver
 	return signed, version, err
 }
 
+// groupPolicyVersion is the version of group's policy, without signing.
+func (h *Hub) groupPolicyVersion(ctx context.Context, group string) (string, error) {
+	p, err := h.store.GroupPolicy(ctx, group)
+	if errors.Is(err, fleet.ErrNotFound) {
+		return policyVersion(h.policy), nil
+	}
+	return p.Version, err
+}
+
 // signPolicy signs the policy document agents verify before parsing.
 func (h *Hub) signPolicy(group, version string, src []byte) ([]byte, error) {
 	text, err := json.Marshal(PolicyDocument{Group: group, Version: version, Policy: string(src)})

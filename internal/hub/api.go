@@ -357,7 +357,7 @@ func (h *Hub) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	_, version, err := h.groupPolicy(r.Context(), ag.Group)
+	version, err := h.groupPolicyVersion(r.Context(), ag.Group)
 	if err != nil {
 		return err
 	}

@@ -18,14 +18,15 @@ import (
 const (
 	// DefaultRefusalBurst refusals from one source are answered and
 	// recorded one by one before it is throttled: an agent with a broken
-	// certificate retrying with its backoff (0.5 s doubling to 60 s) makes
-	// eight attempts in its first minute, and an admin mistyping a token a
-	// few times must not be locked out.
-	DefaultRefusalBurst = 10
+	// certificate makes about 20 refused requests in its first minute
+	// (sender and policy fetch backing off from 0.5 s, heartbeats every
+	// 30 s) and about 4 a minute after, and must never be throttled; an
+	// admin mistyping a token a few times must not be locked out.
+	DefaultRefusalBurst = 20
 	// DefaultRefusalEvery is how fast a source earns back one refusal: one
-	// per 6 s (10 a minute) is more than a legitimate client retrying with
-	// backoff ever needs, and bounds what one source can write to the
-	// evidence log to ten records a minute plus one summary.
+	// per 6 s (10 a minute) is more than twice what a legitimate client
+	// retrying with backoff needs, and bounds what one source can write to
+	// the evidence log to ten records a minute plus one summary.
 	DefaultRefusalEvery = 6 * time.Second
 	// refusalFlush is how often the summaries of throttled and unrecorded
 	// refusals are written.
