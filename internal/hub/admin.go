@@ -220,8 +220,8 @@ func (h *Hub) revoke(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, ag)
 		return nil
 	}
-	// Recorded before it takes effect, like every admin action; a
-	// revocation that then fails to commit is visible as such.
+	// Recorded before it takes effect, like every admin action here: no
+	// revocation happens without its record.
 	if err := h.recordHostActor(r.Context(), evidence.KindUserAction, ag.Host, u.Name, map[string]string{
 		"action": "revoke", "agent": id, "cert_serial": ag.CertSerial, "group": ag.Group}); err != nil {
 		return err
