@@ -38,8 +38,9 @@ func copyFile(t *testing.T, from, to string) {
 
 // TestTwoHubsOnePostgres runs two hubs on one PostgreSQL database, sharing
 // the CA and the signing key as a deployment of several hubs does, and has
-// agents send to both at once, each agent alternating between them. Then
-// the evidence log must hold every record exactly once, in each agent's
+// agents send to both at once, each agent alternating between them; then
+// one hub stops and the other, still serving, must take the relay over.
+// The evidence log must hold every record exactly once, in each agent's
 // order, and verify against the checkpoints both hubs signed.
 func TestTwoHubsOnePostgres(t *testing.T) {
 	dsn := pgURL(t)
@@ -65,44 +66,65 @@ func TestTwoHubsOnePostgres(t *testing.T) {
 		}
 		clients[i] = fleettest.Client(h1.CA().Pool(), &cert)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, agents)
-	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				body, _ := json.Marshal(batch(uint64(b*per+1), uint64((b+1)*per)))
-				resp, err := c.Post(hubs[(i+b)%2].URL()+"/api/v1/agent/records", "application/json", bytes.NewReader(body))
-				if err != nil {
-					errs <- err
-					return
+	// send has every agent send batches [from, to), batch b to hub
+	// pick(i, b), all agents at once.
+	send := func(from, to int, pick func(i, b int) *fleettest.Hub) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, agents)
+		for i, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := from; b < to; b++ {
+					body, _ := json.Marshal(batch(uint64(b*per+1), uint64((b+1)*per)))
+					resp, err := c.Post(pick(i, b).URL()+"/api/v1/agent/records", "application/json", bytes.NewReader(body))
+					if err != nil {
+						errs <- err
+						return
+					}
+					out, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						errs <- fmt.Errorf("agent %d batch %d: %d %s", i, b, resp.StatusCode, out)
+						return
+					}
 				}
-				out, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs <- fmt.Errorf("agent %d batch %d: %d %s", i, b, resp.StatusCode, out)
-					return
-				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	// The first hub (most likely the relay) stops first: the second takes
-	// the lease over and drains.
+	// Half the batches to both hubs, each agent alternating.
+	send(0, batches/2, func(i, b int) *fleettest.Hub { return hubs[(i+b)%2] })
+	// The first hub (most likely the relay) stops: the second, still
+	// serving, takes the lease over and relays the rest on its own.
 	h1.Stop(t)
-	h2.Stop(t)
-
+	send(batches/2, batches, func(int, int) *fleettest.Hub { return h2 })
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	fleettest.WaitFor(t, "the running hub to relay every record", func() bool {
+		size, err := db.LogSize(ctx)
+		n := 0
+		if err == nil {
+			db.ScanLeaves(ctx, 0, size, func(l *evidence.StoredLeaf) error {
+				if l.Kind == evidence.KindChange {
+					n++
+				}
+				return nil
+			})
+		}
+		return n >= agents*batches*per
+	})
+	h2.Stop(t)
+
 	size, err := db.LogSize(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -117,13 +117,13 @@ func (h *Hub) relayWith(ctx context.Context, wake <-chan struct{}, poll <-chan t
 	if err != nil {
 		return err
 	}
+	// Statements never see ctx's cancellation: pgx closes a connection
+	// whose query is cancelled, and a lease's connection is the lease.
+	bg := context.WithoutCancel(ctx)
 	for {
-		n, err := h.relayOnce(ctx, &rid, t)
+		n, err := h.relayOnce(bg, &rid, t)
 		if err != nil {
-			if ctx.Err() == nil {
-				return err
-			}
-			break
+			return err
 		}
 		if n > 0 {
 			continue
