@@ -16,6 +16,7 @@ import (
 	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/fim"
+	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/policy"
@@ -69,7 +70,14 @@ returns. See docs/fleet.md.`,
 				return err
 			}
 			defer a.Close()
-			return a.Run(c.Context())
+			err = a.Run(c.Context())
+			if errors.Is(err, fleet.ErrRevoked) {
+				// Its own status, so that the service manager does not
+				// restart an agent the hub will only refuse
+				// (RestartPreventExitStatus in the unit).
+				return &exitError{code: ExitRevoked, err: err}
+			}
+			return err
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "", "agent state directory (default /var/lib/vigil/agent for root, the XDG state directory otherwise)")
@@ -146,6 +154,8 @@ Type=simple
 ExecStart=/usr/local/bin/vigil agent --dir /var/lib/vigil/agent
 Restart=always
 RestartSec=5s
+# 5: the hub revoked this agent; only a new enrolment helps.
+RestartPreventExitStatus=5
 # The watcher needs fanotify and the audit socket; the spool and the
 # baseline live in the state directory.
 StateDirectory=vigil/agent
