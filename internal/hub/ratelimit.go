@@ -31,9 +31,9 @@ const (
 	// refusalFlush is how often the summaries of throttled and unrecorded
 	// refusals are written.
 	refusalFlush = time.Minute
-	// maxSources bounds the limiter's memory (~200 bytes a source); past
-	// it, new sources share one bucket, so a spray from many addresses is
-	// throttled as one.
+	// maxSources bounds the limiter's memory (about 135 bytes a source,
+	// 9 MB at the cap: BenchmarkLimiterMemory); past it, new sources share
+	// one bucket, so a spray from many addresses is throttled as one.
 	maxSources  = 1 << 16
 	overflowKey = "overflow"
 )
@@ -53,6 +53,7 @@ type limiter struct {
 	burst float64
 	every time.Duration
 	now   func() time.Time
+	max   int // sources tracked before they share overflowKey's bucket
 
 	mu  sync.Mutex
 	src map[string]*bucket
@@ -67,7 +68,7 @@ type bucket struct {
 }
 
 func newLimiter(burst int, every time.Duration, now func() time.Time) *limiter {
-	return &limiter{burst: float64(burst), every: every, now: now, src: map[string]*bucket{}}
+	return &limiter{burst: float64(burst), every: every, now: now, max: maxSources, src: map[string]*bucket{}}
 }
 
 // get returns key's bucket, refilled to now. Callers hold mu.
@@ -77,7 +78,7 @@ func (l *limiter) get(key string, create bool) *bucket {
 		if !create {
 			return nil
 		}
-		if len(l.src) >= maxSources {
+		if len(l.src) >= l.max {
 			key = overflowKey
 			if b, ok = l.src[key]; ok {
 				return l.refill(b)
@@ -105,7 +106,7 @@ func (l *limiter) allow(key string) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.get(key, false)
-	if b == nil && len(l.src) >= maxSources {
+	if b == nil && len(l.src) >= l.max {
 		b = l.get(overflowKey, false)
 	}
 	if b == nil || b.tokens >= 1 {
