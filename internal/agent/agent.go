@@ -194,7 +194,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 	var version string
 	for fails := 1; ; fails++ {
 		var err error
-		if pol, version, err = a.policy(ctx, true); err == nil {
+		if pol, version, _, err = a.policy(ctx, true); err == nil {
 			break
 		}
 		a.log.Warn("no policy yet", "err", err)
@@ -214,7 +214,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			}
 			done <- a.cfg.Watch(wctx, pol, &Sink{a: a})
 		}()
-		next, nextVersion, werr := a.awaitPolicy(ctx, version, done)
+		next, nextVersion, group, werr := a.awaitPolicy(ctx, version, done)
 		stop()
 		if next == nil {
 			// The watcher ended (werr says why) or ctx did.
@@ -231,7 +231,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		}
 		// The change of policy is itself a health event the hub records.
 		if _, err := a.spool.Append(ctx, fleet.KindHealth, a.cfg.Now(), map[string]string{
-			"event": "policy_applied", "from": version, "to": nextVersion, "group": a.state.Group}); err != nil {
+			"event": "policy_applied", "from": version, "to": nextVersion, "group": group}); err != nil {
 			return err
 		}
 		a.log.Info("applying new policy", "from", version, "to", nextVersion)
@@ -240,66 +240,68 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 }
 
 // awaitPolicy waits for a new policy version, which it returns once
-// fetched and verified, or for the watcher to end (returning nil and its
-// error, errWatcherEnded if it had none) or ctx to (nil, nil).
-func (a *Agent) awaitPolicy(ctx context.Context, version string, done <-chan error) ([]byte, string, error) {
+// fetched and verified with its version and group, or for the watcher to
+// end (returning nil and its error, errWatcherEnded if it had none) or
+// ctx to (nil and no error).
+func (a *Agent) awaitPolicy(ctx context.Context, version string, done <-chan error) (pol []byte, v, group string, err error) {
 	for {
 		select {
 		case err := <-done:
 			if err == nil {
 				err = errWatcherEnded
 			}
-			return nil, "", err
+			return nil, "", "", err
 		case <-ctx.Done():
-			return nil, "", nil
+			return nil, "", "", nil
 		case <-a.reload:
-			pol, v, err := a.policy(ctx, false)
+			pol, v, group, err := a.policy(ctx, false)
 			if err != nil {
 				a.log.Warn("fetch new policy; keeping the current one", "err", err)
 				continue
 			}
 			if v != version {
-				return pol, v, nil
+				return pol, v, group, nil
 			}
 		}
 	}
 }
 
-// policy fetches and verifies the signed policy; with fallback it uses the
-// last verified copy when the hub is unreachable.
-func (a *Agent) policy(ctx context.Context, fallback bool) ([]byte, string, error) {
+// policy fetches and verifies the signed policy and returns it with its
+// version and group; with fallback it uses the last verified copy when the
+// hub is unreachable.
+func (a *Agent) policy(ctx context.Context, fallback bool) ([]byte, string, string, error) {
 	v, err := note.NewVerifier(a.state.PolicyKey)
 	if err != nil {
-		return nil, "", fmt.Errorf("load hub policy key: %w", err)
+		return nil, "", "", fmt.Errorf("load hub policy key: %w", err)
 	}
 	path := filepath.Join(a.cfg.Dir, policyFile)
 	var signed []byte
 	fetchErr := call(ctx, a.client, http.MethodGet, a.state.Server+"/api/v1/agent/policy", nil, &signed)
 	if fetchErr != nil {
 		if !fallback {
-			return nil, "", fmt.Errorf("fetch policy: %w", fetchErr)
+			return nil, "", "", fmt.Errorf("fetch policy: %w", fetchErr)
 		}
 		a.log.Warn("fetch policy; using the stored copy", "err", fetchErr)
 		if signed, err = os.ReadFile(path); err != nil {
-			return nil, "", fmt.Errorf("fetch policy: %w (and no stored copy: %v)", fetchErr, err)
+			return nil, "", "", fmt.Errorf("fetch policy: %w (and no stored copy: %v)", fetchErr, err)
 		}
 	}
 	// Verify the signature before parsing what it signs.
 	n, err := note.Open(signed, note.VerifierList(v))
 	if err != nil {
-		return nil, "", fmt.Errorf("verify policy: %w", err)
+		return nil, "", "", fmt.Errorf("verify policy: %w", err)
 	}
 	var doc hub.PolicyDocument
 	if err := json.Unmarshal([]byte(strings.TrimSuffix(n.Text, "\n")), &doc); err != nil {
-		return nil, "", fmt.Errorf("decode policy: %w", err)
+		return nil, "", "", fmt.Errorf("decode policy: %w", err)
 	}
 	if fetchErr == nil {
 		if err := atomicfile.WriteFile(path, signed, 0o600); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 	}
 	a.setStatus(func(s *Status) { s.PolicyVersion = doc.Version })
-	return []byte(doc.Policy), doc.Version, nil
+	return []byte(doc.Policy), doc.Version, doc.Group, nil
 }
 
 // sendLoop drains the spool to the hub in sequence order, one batch at a

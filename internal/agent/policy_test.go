@@ -1,9 +1,13 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +90,70 @@ func TestPolicyAppliedThenRevoked(t *testing.T) {
 	}
 	if !applied {
 		t.Fatal("no policy_applied health record from the agent in the evidence log")
+	}
+}
+
+// TestTamperedPolicyNotApplied: the agent verifies the hub's signature
+// before parsing; a stored copy edited on the host is refused, and the
+// watcher does not start on it.
+func TestTamperedPolicyNotApplied(t *testing.T) {
+	h := fleettest.StartHub(t, "", "", hub.Options{})
+	dir := t.TempDir()
+	if _, err := agent.Enroll(t.Context(), dir, h.URL(), fleettest.EnrollToken(t, h, h.AdminToken), "web1"); err != nil {
+		t.Fatal(err)
+	}
+	policies := make(chan string, 4)
+	run := func() (*agent.Agent, context.CancelFunc, chan error) {
+		a, err := agent.Open(t.Context(), agent.Config{Dir: dir, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Heartbeat: time.Hour,
+			Watch: func(ctx context.Context, pol []byte, _ *agent.Sink) error {
+				policies <- string(pol)
+				<-ctx.Done()
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		return a, cancel, done
+	}
+	a, cancel, done := run()
+	<-policies // fetched, verified and stored
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	// The hub goes away and someone on the host edits the copy the agent
+	// falls back on.
+	h.Stop(t)
+	path := filepath.Join(dir, "policy.note")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(b, []byte(`"version":"`), []byte(`"version":"x`), 1)
+	if bytes.Equal(tampered, b) {
+		t.Fatalf("policy note has no version field: %s", b)
+	}
+	if err := os.WriteFile(path, tampered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, cancel, done = run()
+	defer a.Close()
+	fleettest.WaitFor(t, "the agent to refuse the stored policy", func() bool {
+		s, err := agent.ReadStatus(dir)
+		return err == nil && strings.Contains(s.LastError, "verify policy")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-policies:
+		t.Fatalf("watcher started on a tampered policy: %q", p)
+	default:
 	}
 }
