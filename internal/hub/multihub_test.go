@@ -169,3 +169,41 @@ func TestTwoHubsOnePostgres(t *testing.T) {
 		t.Fatalf("verification %+v of a log of %d", rep, size)
 	}
 }
+
+// TestAdminAcrossHubs: what an admin does through one hub (a group policy,
+// a revocation) holds on another hub sharing the database.
+func TestAdminAcrossHubs(t *testing.T) {
+	dsn := pgURL(t)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	h1 := fleettest.StartHub(t, dir1, "", hub.Options{DB: dsn})
+	for _, f := range []string{"ca/ca.crt", "ca/ca.key", "hub.key"} {
+		copyFile(t, filepath.Join(dir1, f), filepath.Join(dir2, f))
+	}
+	h2 := fleettest.StartHub(t, dir2, "", hub.Options{DB: dsn})
+	admin := h1.AdminToken
+	adir := t.TempDir()
+	st, err := agent.Enroll(t.Context(), adir, h1.URL(), fleettest.EnrollToken(t, h1, admin), "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(adir, "agent.crt"), filepath.Join(adir, "agent.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fleettest.Client(h1.CA().Pool(), &cert)
+
+	if status, body := putPolicy(t, h1, admin, "web", webPolicy); status != 200 {
+		t.Fatalf("upload through hub 1: %d %s", status, body)
+	}
+	if doc := signedPolicy(t, h2, c, st); doc.Policy != webPolicy {
+		t.Fatalf("hub 2 serves %+v, want the policy uploaded through hub 1", doc)
+	}
+	users := fleettest.Client(h1.CA().Pool(), nil)
+	if status, body := fleettest.Do(t, users, "POST", h1.URL()+"/api/v1/hosts/"+st.AgentID+"/revoke", admin, nil); status != 200 {
+		t.Fatalf("revoke through hub 1: %d %s", status, body)
+	}
+	status, body := doPost(t, c, h2.URL()+"/api/v1/agent/records", batch(1, 1))
+	if e := errCode(t, body); status != 403 || e.Code != "revoked" {
+		t.Fatalf("hub 2 after the revocation: %d %+v", status, e)
+	}
+}
