@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -29,12 +30,12 @@ func (e *policyError) Unwrap() error { return errInvalidPolicy }
 // /api/v1/groups/{group}/policy). Default is true when no policy was
 // uploaded for the group and agents get the hub's --policy.
 type PolicyInfo struct {
-	Group     string `json:"group"`
-	Version   string `json:"version"`
-	Default   bool   `json:"default"`
-	Updated   string `json:"updated,omitempty"`
-	UpdatedBy string `json:"updated_by,omitempty"`
-	Policy    string `json:"policy,omitempty"`
+	Group     string    `json:"group"`
+	Version   string    `json:"version"`
+	Default   bool      `json:"default"`
+	Updated   time.Time `json:"updated,omitzero"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	Policy    string    `json:"policy,omitempty"`
 }
 
 // policyFileName names an uploaded policy in error positions, so that an
@@ -144,10 +145,7 @@ func (h *Hub) putPolicy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func policyInfo(p fleet.Policy, withSource bool) PolicyInfo {
-	pi := PolicyInfo{Group: p.Group, Version: p.Version, UpdatedBy: p.UpdatedBy}
-	if !p.Updated.IsZero() {
-		pi.Updated = p.Updated.Format("2006-01-02T15:04:05.999999999Z07:00")
-	}
+	pi := PolicyInfo{Group: p.Group, Version: p.Version, Updated: p.Updated, UpdatedBy: p.UpdatedBy}
 	if withSource {
 		pi.Policy = string(p.Source)
 	}
