@@ -1,9 +1,11 @@
 // Package hub is Vigil's fleet server (`vigil server`): an HTTPS JSON API
 // under /api/v1 that enrols agents with one-time tokens, issues their client
-// certificates from the hub's CA, serves them a signed policy, and ingests
-// the change records and health events they stream, idempotently, into the
-// store and the evidence log. It also keeps the host inventory and raises an
-// alert when an agent falls silent.
+// certificates from the hub's CA, serves each the signed policy of its host
+// group, and ingests the change records and health events they stream,
+// idempotently, into the store and the evidence log. It also keeps the host
+// inventory, raises an alert when an agent falls silent, revokes agents,
+// throttles sources of refused requests, and shares one PostgreSQL database
+// with other hubs.
 //
 // The handlers return errors; one table (errors.go) maps them to HTTP
 // statuses, and nothing internal reaches a client. docs/fleet.md describes
