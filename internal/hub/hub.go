@@ -1,9 +1,11 @@
 // Package hub is Vigil's fleet server (`vigil server`): an HTTPS JSON API
 // under /api/v1 that enrols agents with one-time tokens, issues their client
-// certificates from the hub's CA, serves them a signed policy, and ingests
-// the change records and health events they stream, idempotently, into the
-// store and the evidence log. It also keeps the host inventory and raises an
-// alert when an agent falls silent.
+// certificates from the hub's CA, serves each the signed policy of its host
+// group, and ingests the change records and health events they stream,
+// idempotently, into the store and the evidence log. It also keeps the host
+// inventory, raises an alert when an agent falls silent, revokes agents,
+// throttles sources of refused requests, and shares one PostgreSQL database
+// with other hubs.
 //
 // The handlers return errors; one table (errors.go) maps them to HTTP
 // statuses, and nothing internal reaches a client. docs/fleet.md describes
@@ -73,6 +75,12 @@ type Options struct {
 	// Heartbeat and Missed define agent silence.
 	Heartbeat time.Duration
 	Missed    int
+	// RefusalBurst and RefusalEvery limit refused requests per source:
+	// RefusalBurst are recorded one by one, then the source gets 429 until
+	// it earns one back every RefusalEvery. Defaults DefaultRefusalBurst
+	// and DefaultRefusalEvery.
+	RefusalBurst int
+	RefusalEvery time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 	// Log receives operational messages; discarded if nil.
@@ -102,6 +110,9 @@ type Hub struct {
 	ingest  chan *ingestReq
 	wake    chan struct{}
 	logger  *slog.Logger
+	limit   *limiter
+	// leaser elects the relaying hub when several share the database.
+	leaser relayLeaser
 
 	// AdminToken is set when Open created the first admin: it is shown
 	// once and stored only as a hash.
@@ -123,6 +134,12 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.Missed <= 0 {
 		opts.Missed = DefaultMissed
 	}
+	if opts.RefusalBurst <= 0 {
+		opts.RefusalBurst = DefaultRefusalBurst
+	}
+	if opts.RefusalEvery <= 0 {
+		opts.RefusalEvery = DefaultRefusalEvery
+	}
 	logger := opts.Log
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -130,7 +147,8 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create hub directory: %w", err)
 	}
-	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024), wake: make(chan struct{}, 1)}
+	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, 1024), wake: make(chan struct{}, 1),
+		limit: newLimiter(opts.RefusalBurst, opts.RefusalEvery, opts.Now)}
 	var err error
 	if h.ca, err = fleetca.LoadOrCreate(filepath.Join(opts.Dir, "ca"), opts.Now); err != nil {
 		return nil, fmt.Errorf("open hub ca: %w", err)
@@ -151,7 +169,10 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("load hub policy: %w", err)
 	}
 	if strings.HasPrefix(opts.DB, "postgres://") || strings.HasPrefix(opts.DB, "postgresql://") {
-		h.store, err = postgres.Open(ctx, opts.DB)
+		var pg *postgres.DB
+		if pg, err = postgres.Open(ctx, opts.DB); err == nil {
+			h.store, h.leaser = pg, pg
+		}
 	} else if opts.DB == "" {
 		h.store, err = sqlite.Open(ctx, filepath.Join(opts.Dir, "hub.sqlite"))
 	} else {
@@ -240,6 +261,7 @@ func (h *Hub) Serve(ctx context.Context) error {
 	g.Go(func() error { return h.relay(gctx, h.wake) })
 	g.Go(func() error { return h.watchSilence(gctx) })
 	g.Go(func() error { return ignoreCanceled(h.cpr.Run(gctx)) })
+	g.Go(func() error { return h.refusalFlusher(gctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(tls.NewListener(h.ln, srv.TLSConfig)) }()
 	var err error
@@ -333,7 +355,12 @@ func (h *Hub) CheckSilence(ctx context.Context) error {
 }
 
 func (h *Hub) recordHost(ctx context.Context, kind, host string, body any) error {
-	r, err := evidence.NewRecord(kind, h.opts.Now(), host, "vigil/hub", body)
+	return h.recordHostActor(ctx, kind, host, "vigil/hub", body)
+}
+
+// recordHostActor appends one event about a host, done by actor.
+func (h *Hub) recordHostActor(ctx context.Context, kind, host, actor string, body any) error {
+	r, err := evidence.NewRecord(kind, h.opts.Now(), host, actor, body)
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}
