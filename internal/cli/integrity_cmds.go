@@ -532,6 +532,11 @@ func printEntry(e *env, ent *fim.Entry, acc *baseline.Acceptance) {
 	if ent.Type == fim.TypeSymlink {
 		row("link_target", displayPath(ent.LinkTarget))
 	}
+	if ent.Type.IsDevice() {
+		// A device entry from a version-1 baseline has no number until
+		// the next accept records it.
+		row("rdev", orDefault(ent.RdevString(), "(not recorded; accept the path to record it)"))
+	}
 	if !ent.Content.IsZero() {
 		row("content", ent.Content.String())
 	}
