@@ -298,6 +298,10 @@ reports every difference. Files whose size, times, inode and device are
 unchanged are not re-read (content, extended attributes, ACL: each of
 those changes moves ctime) unless --full is given.
 
+Every change is reported on every run. The evidence log gets each change once
+while it stays the same (a ledger beside the baseline names the records
+already written) and one record per run with counts (docs/evidence.md).
+
 Exit status: 0 no differences, 1 differences found, 2 error (including a
 missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 		RunE: func(c *cobra.Command, args []string) error {
