@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,6 +78,10 @@ const (
 	// maxLedgerBytes bounds what is read: about two million outstanding
 	// changes. A larger file is ignored (everything is recorded again).
 	maxLedgerBytes = 512 << 20
+	// ledgerGap is the largest gap between named indices read in one
+	// range: reading up to this many unneeded records is cheaper than
+	// another query.
+	ledgerGap = 256
 )
 
 // checkLedgerFile is the ledger of the baseline's checks, beside it.
@@ -93,6 +98,14 @@ func loadCheckLedger(ctx context.Context, file string, log evidence.LeafScanner)
 	if lf == nil {
 		return l, warn, nil
 	}
+	// Read the named records back in index order, in runs of nearby
+	// indices: one check's records sit together in the log, so a ledger
+	// of many changes costs a few range reads rather than one per record.
+	type named struct {
+		path string
+		r    ledgerRecord
+	}
+	var all []named
 	dropped := 0
 	for _, p := range lf.Paths {
 		path, derr := fim.DecodeName(p.Path, p.PathB64)
@@ -101,15 +114,44 @@ func loadCheckLedger(ctx context.Context, file string, log evidence.LeafScanner)
 			continue
 		}
 		for _, r := range p.Records {
-			ok, err := inLog(ctx, log, r)
-			if err != nil {
-				return nil, nil, fmt.Errorf("read evidence record %d named by %s: %w", r.Index, file, err)
+			all = append(all, named{path, r})
+		}
+	}
+	slices.SortFunc(all, func(a, b named) int { return cmp.Compare(a.r.Index, b.r.Index) })
+	for len(all) > 0 {
+		n := 1
+		for n < len(all) && all[n].r.Index-all[n-1].r.Index <= ledgerGap {
+			n++
+		}
+		run := all[:n]
+		all = all[n:]
+		held := make(map[uint64]string, n) // index -> body digest
+		from, to := run[0].r.Index, run[n-1].r.Index+1
+		if to < from { // index 2^64-1 in an edited file
+			to = from
+		}
+		err := log.ScanLeaves(ctx, from, to, func(sl *evidence.StoredLeaf) error {
+			if sl.Leaf == nil {
+				return nil // pruned: the record must be appended again
 			}
-			if !ok {
-				dropped++
+			idx, rec, err := evidence.DecodeLeaf(sl.Leaf)
+			if err != nil || idx != sl.Index {
+				return nil // Verify reports a damaged log; here it only means "not held"
+			}
+			held[idx] = bodyDigest(rec.Body)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("read evidence records %d to %d named by %s: %w", from, to-1, file, err)
+		}
+		for _, nr := range run {
+			if held[nr.r.Index] != nr.r.SHA256 || slices.Contains(l.prior[nr.path], nr.r) {
+				if held[nr.r.Index] != nr.r.SHA256 {
+					dropped++
+				}
 				continue
 			}
-			l.prior[path] = append(l.prior[path], r)
+			l.prior[nr.path] = append(l.prior[nr.path], nr.r)
 		}
 	}
 	if dropped > 0 {
@@ -144,24 +186,6 @@ func readLedgerFile(file string) (*ledgerFile, error) {
 		return nil, fmt.Errorf("ignore %s: version %d, want %d", file, lf.Version, ledgerVersion)
 	}
 	return &lf, nil
-}
-
-// inLog reports whether the log holds, at r.Index, a record whose body has
-// r's digest.
-func inLog(ctx context.Context, log evidence.LeafScanner, r ledgerRecord) (bool, error) {
-	found := false
-	err := log.ScanLeaves(ctx, r.Index, r.Index+1, func(sl *evidence.StoredLeaf) error {
-		if sl.Index != r.Index || sl.Leaf == nil {
-			return nil
-		}
-		idx, rec, err := evidence.DecodeLeaf(sl.Leaf)
-		if err != nil || idx != r.Index {
-			return nil // Verify reports a damaged log; here it only means "not recorded"
-		}
-		found = bodyDigest(rec.Body) == r.SHA256
-		return nil
-	})
-	return found, err
 }
 
 func bodyDigest(body []byte) string {
