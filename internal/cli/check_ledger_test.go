@@ -175,6 +175,11 @@ func TestCheckLedgerIsNotTrusted(t *testing.T) {
 				lf.Paths[i].Records[0].Index = 1 << 40
 			}
 		},
+		"index past any log": func(lf *ledgerFile) {
+			for i := range lf.Paths {
+				lf.Paths[i].Records[0].Index = 1<<64 - 1
+			}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var bad ledgerFile
