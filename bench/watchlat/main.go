@@ -50,7 +50,7 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Printf("workload: %d writes/s for %s (%d files), close() -> line on the tool's stdout\n", *rate, *dur, n)
-	fmt.Printf("%-12s %8s %8s %8s %8s %8s %10s\n", "tool", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "who-data")
+	fmt.Printf("%-12s %8s %8s %8s %8s %8s %s\n", "tool", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "who-data")
 	for _, tool := range strings.Split(*tools, ",") {
 		res, err := measure(tool, *vigil, *parent, *rate, n)
 		if err != nil {
@@ -96,7 +96,7 @@ type result struct {
 
 func (r result) String() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
-	return fmt.Sprintf("%-12s %8s %8s %8s %8s %8d %10s", r.tool, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.lost, r.who)
+	return fmt.Sprintf("%-12s %8s %8s %8s %8s %8d %s", r.tool, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.lost, r.who)
 }
 
 func measure(tool, vigil, parent string, rate, n int) (result, error) {
@@ -140,7 +140,7 @@ func measure(tool, vigil, parent string, rate, n int) (result, error) {
 		return result{}, err
 	}
 	arrived := make([]int64, n)
-	var whoSeen, total int
+	var whoSeen, whoAudit, total int
 	var mu sync.Mutex
 	readerDone := make(chan struct{})
 	go func() {
@@ -172,6 +172,9 @@ func measure(tool, vigil, parent string, rate, n int) (result, error) {
 				if l.Who != nil && l.Who.Attribution != "unavailable" && strings.HasPrefix(filepath.Base(path), "f") {
 					mu.Lock()
 					whoSeen++
+					if l.Who.Attribution == "audit" {
+						whoAudit++
+					}
 					mu.Unlock()
 				}
 			}
@@ -240,7 +243,7 @@ func measure(tool, vigil, parent string, rate, n int) (result, error) {
 	}
 	who := "n/a"
 	if tool == "vigil" {
-		who = fmt.Sprintf("%d/%d", whoSeen, n)
+		who = fmt.Sprintf("%d/%d (%d audit)", whoSeen, n, whoAudit)
 	}
 	return result{tool: tool, p50: q(0.50), p90: q(0.90), p99: q(0.99), max: q(1), lost: lost, who: who}, nil
 }

@@ -107,6 +107,10 @@ type Agent struct {
 	mu            sync.Mutex
 	status        Status
 	statusWritten time.Time
+
+	// reload asks the watch loop to fetch the policy again: the hub
+	// announced another version for the agent's group.
+	reload chan struct{}
 }
 
 // Status is the agent's state as `vigil status` shows it (status.json).
@@ -165,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	client := mtlsClient(id, pool)
 	a := &Agent{cfg: cfg, state: st, spool: sp, id: id, client: client,
-		streamClient: &http.Client{Transport: client.Transport}, log: lg}
+		streamClient: &http.Client{Transport: client.Transport}, log: lg, reload: make(chan struct{}, 1)}
 	a.status = Status{AgentID: st.AgentID, Server: st.Server, State: "starting", CertExpires: id.leaf.Load().NotAfter}
 	return a, nil
 }
@@ -186,27 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.sendLoop(gctx) })
 	g.Go(func() error { return a.heartbeatLoop(gctx) })
 	g.Go(func() error { return a.renewLoop(gctx) })
-	g.Go(func() error {
-		var pol []byte
-		for fails := 1; ; fails++ {
-			var err error
-			if pol, err = a.policy(gctx); err == nil {
-				break
-			}
-			a.log.Warn("no policy yet", "err", err)
-			a.setStatus(func(s *Status) { s.LastError = err.Error() })
-			if sleep(gctx, a.backoff(fails)) != nil {
-				return nil
-			}
-		}
-		if a.cfg.Watch == nil {
-			return nil
-		}
-		if err := a.cfg.Watch(gctx, pol, &Sink{a: a}); err != nil && gctx.Err() == nil {
-			return fmt.Errorf("watch: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return a.watchLoop(gctx) })
 	a.setStatus(func(s *Status) { s.State = "running" })
 	err := g.Wait()
 	a.setStatus(func(s *Status) { s.State = "stopped" })
@@ -216,38 +200,129 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// policy fetches and verifies the signed policy, falling back to the last
-// verified copy when the hub is unreachable.
-func (a *Agent) policy(ctx context.Context) ([]byte, error) {
+// errWatcherEnded: the watcher returned without an error before the agent
+// stopped.
+var errWatcherEnded = errors.New("watcher ended")
+
+// watchLoop runs the watcher on the verified policy, and again on the new
+// one whenever the hub announces another version for the agent's group
+// (heartbeatLoop): the policy is applied without restarting the agent.
+// It starts once a verified policy is at hand: fetched from the hub, or
+// the last verified copy when the hub is away; with neither (a hub down
+// since enrolment) it retries with backoff while the rest runs.
+func (a *Agent) watchLoop(ctx context.Context) error {
+	var pol []byte
+	var version string
+	for fails := 1; ; fails++ {
+		var err error
+		if pol, version, _, err = a.policy(ctx, true); err == nil {
+			break
+		}
+		a.log.Warn("no policy yet", "err", err)
+		a.setStatus(func(s *Status) { s.LastError = err.Error() })
+		if sleep(ctx, a.backoff(fails)) != nil {
+			return nil
+		}
+	}
+	for {
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			if a.cfg.Watch == nil {
+				<-wctx.Done()
+				done <- nil
+				return
+			}
+			done <- a.cfg.Watch(wctx, pol, &Sink{a: a})
+		}()
+		next, nextVersion, group, werr := a.awaitPolicy(ctx, version, done)
+		stop()
+		if next == nil {
+			// The watcher ended (werr says why) or ctx did.
+			if werr == nil {
+				werr = <-done
+			}
+			if werr != nil && ctx.Err() == nil && !errors.Is(werr, errWatcherEnded) {
+				return fmt.Errorf("watch: %w", werr)
+			}
+			return nil
+		}
+		if werr := <-done; werr != nil && ctx.Err() == nil {
+			a.log.Warn("watcher stopped for the policy change", "err", werr)
+		}
+		// The change of policy is itself a health event the hub records.
+		if _, err := a.spool.Append(ctx, fleet.KindHealth, a.cfg.Now(), map[string]string{
+			"event": "policy_applied", "from": version, "to": nextVersion, "group": group}); err != nil {
+			return err
+		}
+		a.log.Info("applying new policy", "from", version, "to", nextVersion)
+		pol, version = next, nextVersion
+	}
+}
+
+// awaitPolicy waits for a new policy version, which it returns once
+// fetched and verified with its version and group, or for the watcher to
+// end (returning nil and its error, errWatcherEnded if it had none) or
+// ctx to (nil and no error).
+func (a *Agent) awaitPolicy(ctx context.Context, version string, done <-chan error) (pol []byte, v, group string, err error) {
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errWatcherEnded
+			}
+			return nil, "", "", err
+		case <-ctx.Done():
+			return nil, "", "", nil
+		case <-a.reload:
+			pol, v, group, err := a.policy(ctx, false)
+			if err != nil {
+				a.log.Warn("fetch new policy; keeping the current one", "err", err)
+				continue
+			}
+			if v != version {
+				return pol, v, group, nil
+			}
+		}
+	}
+}
+
+// policy fetches and verifies the signed policy and returns it with its
+// version and group; with fallback it uses the last verified copy when the
+// hub is unreachable.
+func (a *Agent) policy(ctx context.Context, fallback bool) ([]byte, string, string, error) {
 	v, err := note.NewVerifier(a.state.PolicyKey)
 	if err != nil {
-		return nil, fmt.Errorf("load hub policy key: %w", err)
+		return nil, "", "", fmt.Errorf("load hub policy key: %w", err)
 	}
 	path := filepath.Join(a.cfg.Dir, policyFile)
 	var signed []byte
 	fetchErr := call(ctx, a.client, http.MethodGet, a.state.Server+"/api/v1/agent/policy", nil, &signed)
 	if fetchErr != nil {
+		if !fallback {
+			return nil, "", "", fmt.Errorf("fetch policy: %w", fetchErr)
+		}
 		a.log.Warn("fetch policy; using the stored copy", "err", fetchErr)
 		if signed, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("fetch policy: %w (and no stored copy: %v)", fetchErr, err)
+			return nil, "", "", fmt.Errorf("fetch policy: %w (and no stored copy: %v)", fetchErr, err)
 		}
 	}
 	// Verify the signature before parsing what it signs.
 	n, err := note.Open(signed, note.VerifierList(v))
 	if err != nil {
-		return nil, fmt.Errorf("verify policy: %w", err)
+		return nil, "", "", fmt.Errorf("verify policy: %w", err)
 	}
 	var doc hub.PolicyDocument
 	if err := json.Unmarshal([]byte(strings.TrimSuffix(n.Text, "\n")), &doc); err != nil {
-		return nil, fmt.Errorf("decode policy: %w", err)
+		return nil, "", "", fmt.Errorf("decode policy: %w", err)
 	}
 	if fetchErr == nil {
 		if err := atomicfile.WriteFile(path, signed, 0o600); err != nil {
-			return nil, err
+			return nil, "", "", err
 		}
 	}
 	a.setStatus(func(s *Status) { s.PolicyVersion = doc.Version })
-	return []byte(doc.Policy), nil
+	return []byte(doc.Policy), doc.Version, doc.Group, nil
 }
 
 // sendLoop drains the spool to the hub over record streams: it opens a
@@ -274,6 +349,16 @@ func (a *Agent) sendLoop(ctx context.Context) error {
 		var fe fatalError
 		if errors.As(err, &fe) {
 			return fe.err
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Body.Code == "sequence_reused" && ae.Body.HighWater != nil && ae.Body.DivergedAt != nil {
+			n, rerr := a.spool.Rebase(ctx, *ae.Body.DivergedAt, *ae.Body.HighWater, a.cfg.Now())
+			if rerr != nil {
+				return rerr
+			}
+			a.log.Warn("spool reused sequence numbers (restored from a backup?); renumbered its new records",
+				"diverged_at", *ae.Body.DivergedAt, "hub_high_water", *ae.Body.HighWater, "renumbered", n)
+			// retried after the backoff, renumbered
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -332,12 +417,15 @@ func (a *Agent) stream(ctx context.Context) error {
 	// after a crash is skipped by the hub), so it need not follow every
 	// ack: each delete is a durable spool transaction. It runs after a
 	// batch's worth of acks or spoolDeleteEvery after the first pending.
+	var sent uint64 // last sequence number written
 	var deleted uint64
 	deleteTimer := time.NewTimer(time.Hour)
 	deleteTimer.Stop()
 	deletePending := false
 	deleteAcked := func() error {
-		if hw := acked.Load(); hw > deleted {
+		// Only what was sent: after a spool restore the hub's mark can be
+		// past records it has not seen (see Spool.Rebase).
+		if hw := min(acked.Load(), sent); hw > deleted {
 			if err := a.spool.Ack(context.WithoutCancel(ctx), hw); err != nil {
 				return fatalError{err}
 			}
@@ -349,7 +437,6 @@ func (a *Agent) stream(ctx context.Context) error {
 	}
 	defer deleteAcked()
 
-	var sent uint64 // last sequence number written
 	progress := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -499,10 +586,22 @@ func (a *Agent) heartbeatLoop(ctx context.Context) error {
 				return nil
 			}
 			a.setStatus(func(s *Status) { s.HubConnected, s.LastError = false, err.Error() })
+			// A revoked agent stops: retrying could never succeed, and
+			// only a new enrolment brings the host back.
+			var ae *APIError
+			if errors.As(err, &ae) && ae.Body.Code == "revoked" {
+				return fmt.Errorf("%w: re-enrol this host with a new token (%v)", fleet.ErrRevoked, err)
+			}
 		} else {
 			a.setStatus(func(s *Status) { s.HubConnected, s.LastContact = true, a.cfg.Now() })
 			if resp.IntervalSeconds > 0 {
 				interval = time.Duration(resp.IntervalSeconds) * time.Second
+			}
+			if resp.PolicyVersion != "" && resp.PolicyVersion != s.PolicyVersion {
+				select {
+				case a.reload <- struct{}{}:
+				default:
+				}
 			}
 		}
 		if err := sleep(ctx, interval); err != nil {

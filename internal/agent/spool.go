@@ -138,3 +138,54 @@ func (s *Spool) Depth(ctx context.Context) (int64, error) {
 
 // Notify fires (coalesced) after every append.
 func (s *Spool) Notify() <-chan struct{} { return s.notify }
+
+// Rebase repairs a spool that reuses sequence numbers the hub holds for
+// other records: restored from a backup, it numbers new records after its
+// own old counter, under numbers the hub already gave to the records the
+// original spool sent after the backup. The hub found the first such number
+// (divergedAt, at or below its high-water mark hw): every spooled record
+// before it is one the hub has, the same, and is deleted; the rest are new
+// and are renumbered from hw+1 in their order, and the counter moves past
+// them. A health record saying so is spooled after them, in the same
+// transaction, so the repair is never silent. It returns how many records
+// were renumbered.
+func (s *Spool) Rebase(ctx context.Context, divergedAt, hw uint64, now time.Time) (int64, error) {
+	if divergedAt == 0 || divergedAt > hw {
+		return 0, fmt.Errorf("rebase spool: diverged at %d is not at or below the hub's mark %d", divergedAt, hw)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	defer tx.Rollback()
+	dropped, err := tx.ExecContext(ctx, `DELETE FROM spool WHERE seq < ?`, int64(divergedAt))
+	if err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	shift := int64(hw + 1 - divergedAt)
+	// Through negative numbers: shifting up in place would collide with
+	// rows not yet moved.
+	res, err := tx.ExecContext(ctx, `UPDATE spool SET seq = -(seq + ?) WHERE seq >= ?`, shift, int64(divergedAt))
+	if err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	moved, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `UPDATE spool SET seq = -seq WHERE seq < 0`); err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = MAX(seq, ?, (SELECT COALESCE(MAX(seq), 0) FROM spool)) WHERE name = 'spool'`, int64(hw)); err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	n, _ := dropped.RowsAffected()
+	body, _ := json.Marshal(map[string]any{"event": "spool_sequence_reused", "diverged_at": divergedAt, "hub_high_water": hw,
+		"dropped_already_delivered": n, "renumbered": moved})
+	if _, err := tx.ExecContext(ctx, `INSERT INTO spool (kind, time_ns, body) VALUES (?, ?, ?)`, fleet.KindHealth, now.UnixNano(), body); err != nil {
+		return 0, fmt.Errorf("rebase spool: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit spool rebase: %w", err)
+	}
+	return moved, nil
+}

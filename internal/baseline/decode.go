@@ -17,10 +17,11 @@ import (
 // after verification but the bytes may still change underneath (and the
 // fuzz tests run it on hostile input directly).
 type decoder struct {
-	path string
-	src  *source
-	zd   *zstd.Decoder
-	hdr  Header
+	path    string
+	version int // format version, from the preamble
+	src     *source
+	zd      *zstd.Decoder
+	hdr     Header
 
 	block    cursor // undecoded rest of the open entry block
 	left     uint64 // entries left in the open block
@@ -48,7 +49,7 @@ func newDecoder(r io.Reader, path string) (*decoder, error) {
 		return nil, fmt.Errorf("open baseline %s: %w", path, err)
 	}
 	d := &decoder{path: path, src: &source{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New()}, zd: zd}
-	if err := readPreamble(d.src, path); err != nil {
+	if d.version, err = readPreamble(d.src, path); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func newDecoder(r io.Reader, path string) (*decoder, error) {
 		d.close()
 		return nil, tampered(path, Corrupt, "header block at byte %d: %v", fr.off, err)
 	}
-	d.hdr.Version = Version
+	d.hdr.Version = d.version
 	return d, nil
 }
 
@@ -146,7 +147,7 @@ func (d *decoder) next() (*fim.Entry, uint32, error) {
 	corrupt := func(err error) error {
 		return tampered(d.path, Corrupt, "block at byte %d, entry %d: %v", d.blockOff, d.seen, err)
 	}
-	e, tag, err := decodeEntry(&d.block, &d.d)
+	e, tag, err := decodeEntry(&d.block, &d.d, d.version)
 	if err != nil {
 		return nil, 0, corrupt(err)
 	}

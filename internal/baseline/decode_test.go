@@ -16,8 +16,10 @@ import (
 // read it), so that tests can feed the decoder records no writer makes.
 type body struct{ b []byte }
 
-func newBody(hdr []byte) *body {
-	b := &body{b: []byte(magic + "\x00\x01")}
+func newBody(hdr []byte) *body { return newBodyVersion(hdr, 1) }
+
+func newBodyVersion(hdr []byte, version byte) *body {
+	b := &body{b: []byte(magic + "\x00" + string(rune(version)))}
 	return b.block(kindHeader, 0, hdr)
 }
 
@@ -37,9 +39,11 @@ func (b *body) raw(p ...byte) *body { b.b = append(b.b, p...); return b }
 
 func (b *body) end(n uint64) []byte { return appendUvarint(append(b.b, kindEnd), n) }
 
-func rec(e *fim.Entry, tag uint32) []byte {
+func rec(e *fim.Entry, tag uint32) []byte { return recVersion(e, tag, Version) }
+
+func recVersion(e *fim.Entry, tag uint32, version int) []byte {
 	var d delta
-	return appendEntry(nil, &d, e, tag)
+	return appendEntry(nil, &d, e, tag, version)
 }
 
 // record encodes fields by hand: shared, suffix, then the rest as given.
@@ -144,6 +148,72 @@ func TestDecodeHostile(t *testing.T) {
 			}
 			if !errors.Is(err, ErrTampered) {
 				t.Fatalf("err = %v does not match ErrTampered", err)
+			}
+		})
+	}
+}
+
+// TestDecodeDeviceNumbers checks field 19 (format version 2) and that
+// version-1 records, which lack it, still decode.
+func TestDecodeDeviceNumbers(t *testing.T) {
+	h := testHeader()
+	hdr := encodeHeader(&h)
+	dev := &fim.Entry{Path: "/dev/x", Type: fim.TypeCharDev, Rdev: &fim.DevNumber{Major: 1, Minor: 3}}
+	unknown := &fim.Entry{Path: "/dev/x", Type: fim.TypeBlockDev}
+	file := &fim.Entry{Path: "/a", Type: fim.TypeFile}
+	v2 := rec(dev, 0)
+	withPresence := func(b byte) []byte {
+		r := recVersion(unknown, 0, 2)
+		r[len(r)-1] = b
+		return r
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		want    string
+		rdev    string
+		version int
+	}{
+		{"v2 device", newBodyVersion(hdr, 2).block(kindEntries, 1, v2).end(1), "", "1:3", 2},
+		{"v2 device without number", newBodyVersion(hdr, 2).block(kindEntries, 1, rec(unknown, 0)).end(1), "", "", 2},
+		{"v1 device", newBodyVersion(hdr, 1).block(kindEntries, 1, recVersion(dev, 0, 1)).end(1), "", "", 1},
+		{"v1 reader of a v2 record", newBodyVersion(hdr, 1).block(kindEntries, 1, v2).end(1), "after its last entry", "", 1},
+		{"v2 record missing field 19", newBodyVersion(hdr, 2).block(kindEntries, 1, recVersion(dev, 0, 1)).end(1), "runs past the end", "", 2},
+		{"bad presence byte", newBodyVersion(hdr, 2).block(kindEntries, 1, withPresence(2)).end(1), "rdev presence byte 2", "", 2},
+		{"major overflows", newBodyVersion(hdr, 2).block(kindEntries, 1, append(withPresence(1), 0xff, 0xff, 0xff, 0xff, 0x7f, 0)).end(1), "overflows 32 bits", "", 2},
+		{"file with a number", newBodyVersion(hdr, 2).block(kindEntries, 1, append(rec(file, 0), 1, 1, 3)).end(1), "after its last entry", "", 2},
+		{"version 3", newBodyVersion(hdr, 3).end(0), "unsupported version", "", 3},
+		{"version 0", newBodyVersion(hdr, 0).end(0), "unsupported version", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := newDecoder(bytes.NewReader(tt.data), "x")
+			var e *fim.Entry
+			if err == nil {
+				defer d.close()
+				if d.hdr.Version != tt.version {
+					t.Errorf("header version %d, want %d", d.hdr.Version, tt.version)
+				}
+				e, _, err = d.next()
+				if err == nil {
+					// Bytes left in the block show on the next call.
+					_, _, err = d.next()
+					if err == io.EOF {
+						err = nil
+					}
+				}
+			}
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrTampered) {
+					t.Fatalf("err = %v, want ErrTampered containing %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.RdevString() != tt.rdev {
+				t.Fatalf("rdev %q, want %q", e.RdevString(), tt.rdev)
 			}
 		})
 	}

@@ -7,7 +7,9 @@
 // fixed preamble (magic, format version), one compressed header block,
 // compressed blocks of prefix-compressed binary entry records, an end
 // block, and a trailer that is a signed note (golang.org/x/mod/sumdb/note)
-// over the SHA-256 of every byte before it.
+// over the SHA-256 of every byte before it. Writers write the newest format
+// version; readers read every version Vigil ever wrote (version 1 lacks
+// device numbers: its device entries come back with fim.Entry.Rdev nil).
 //
 // Both directions stream: a Writer holds one block of entries in memory and
 // a Reader one block, so a baseline of millions of files costs a few

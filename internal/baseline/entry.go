@@ -43,6 +43,8 @@ func validEntry(e *fim.Entry) error {
 		return fmt.Errorf("link target of %d bytes is over the limit of %d", len(e.LinkTarget), maxLinkTarget)
 	case len(e.ACL) > maxACL:
 		return fmt.Errorf("ACL of %d bytes is over the limit of %d", len(e.ACL), maxACL)
+	case e.Rdev != nil && !e.Type.IsDevice():
+		return fmt.Errorf("device number on a %s", e.Type)
 	}
 	if err := validDigest(e.Content); err != nil {
 		return err
@@ -87,8 +89,15 @@ func sharedPrefix(a, b string) int {
 	return n
 }
 
-// appendEntry appends the record for e (already validated) to b.
-func appendEntry(b []byte, d *delta, e *fim.Entry, tag uint32) []byte {
+// Values of the rdev presence byte (entry field 19, format version 2).
+const (
+	rdevUnknown = 0 // a device whose number was not recorded (kept from a version-1 baseline)
+	rdevKnown   = 1 // followed by uvarint major, uvarint minor
+)
+
+// appendEntry appends the record for e (already validated) to b in the
+// given format version.
+func appendEntry(b []byte, d *delta, e *fim.Entry, tag uint32, version int) []byte {
 	shared := sharedPrefix(d.path, e.Path)
 	b = appendUvarint(b, uint64(shared))
 	b = appendString(b, e.Path[shared:])
@@ -114,13 +123,23 @@ func appendEntry(b []byte, d *delta, e *fim.Entry, tag uint32) []byte {
 		b = appendString(b, x.Name)
 		b = appendBytes(b, x.Value)
 	}
+	if version >= 2 && e.Type.IsDevice() {
+		if e.Rdev == nil {
+			b = append(b, rdevUnknown)
+		} else {
+			b = append(b, rdevKnown)
+			b = appendUvarint(b, uint64(e.Rdev.Major))
+			b = appendUvarint(b, uint64(e.Rdev.Minor))
+		}
+	}
 	d.path, d.mtime, d.inode, d.dev = e.Path, e.Mtime, e.Inode, e.Dev
 	return b
 }
 
-// decodeEntry decodes one record from c. Arithmetic on deltas wraps
-// exactly as the encoder's did, so every int64 and uint64 round-trips.
-func decodeEntry(c *cursor, d *delta) (*fim.Entry, uint32, error) {
+// decodeEntry decodes one record of the given format version from c.
+// Arithmetic on deltas wraps exactly as the encoder's did, so every int64
+// and uint64 round-trips.
+func decodeEntry(c *cursor, d *delta, version int) (*fim.Entry, uint32, error) {
 	shared := c.uvarint()
 	suffix := c.bytes(maxPath, "path")
 	if c.err != nil {
@@ -157,6 +176,19 @@ func decodeEntry(c *cursor, d *delta) (*fim.Entry, uint32, error) {
 			e.Xattrs[i].Value = slices.Clone(c.bytes(maxXattrValue, "xattr value"))
 			if e.Xattrs[i].Value == nil {
 				e.Xattrs[i].Value = []byte{}
+			}
+		}
+	}
+	// Version 1 had no field 19: its device entries decode without a
+	// number, which fim.Diff takes as "not recorded".
+	if version >= 2 && e.Type.IsDevice() {
+		switch has := c.byte(); has {
+		case rdevUnknown:
+		case rdevKnown:
+			e.Rdev = &fim.DevNumber{Major: c.u32("rdev major"), Minor: c.u32("rdev minor")}
+		default:
+			if c.err == nil {
+				c.err = fmt.Errorf("rdev presence byte %d, want 0 or 1", has)
 			}
 		}
 	}

@@ -11,8 +11,12 @@ import (
 
 // Format constants; docs/baseline-format.md is the normative description.
 const (
-	// Version is the format version this package writes and reads.
-	Version = 1
+	// Version is the format version this package writes. It reads every
+	// version from minVersion up: version 2 added the device number of
+	// character and block devices (field 19 of an entry record).
+	Version = 2
+	// minVersion is the oldest format version this package reads.
+	minVersion = 1
 
 	// magic starts every baseline. Like PNG's signature it has a high-bit
 	// byte and CR LF / LF / ^Z so text-mode transfers that mangle line
@@ -126,23 +130,25 @@ func (s *source) skip(n uint64) error {
 	return nil
 }
 
-// readPreamble reads and checks the magic and version.
-func readPreamble(s *source, path string) error {
+// readPreamble reads and checks the magic and version, and returns the
+// version.
+func readPreamble(s *source, path string) (int, error) {
 	var p [preambleLen]byte
 	n, err := io.ReadFull(s, p[:])
 	if err != nil {
 		if string(p[:min(n, len(magic))]) == magic[:min(n, len(magic))] {
-			return tampered(path, Truncated, "file ends after %d bytes, inside the preamble", n)
+			return 0, tampered(path, Truncated, "file ends after %d bytes, inside the preamble", n)
 		}
-		return tampered(path, BadMagic, "not a Vigil baseline (file starts %q)", p[:n])
+		return 0, tampered(path, BadMagic, "not a Vigil baseline (file starts %q)", p[:n])
 	}
 	if string(p[:len(magic)]) != magic {
-		return tampered(path, BadMagic, "not a Vigil baseline (file starts %q)", p[:len(magic)])
+		return 0, tampered(path, BadMagic, "not a Vigil baseline (file starts %q)", p[:len(magic)])
 	}
-	if v := binary.BigEndian.Uint16(p[len(magic):]); v != Version {
-		return tampered(path, UnsupportedVersion, "format version %d, this Vigil reads version %d", v, Version)
+	v := int(binary.BigEndian.Uint16(p[len(magic):]))
+	if v < minVersion || v > Version {
+		return 0, tampered(path, UnsupportedVersion, "format version %d, this Vigil reads versions %d to %d", v, minVersion, Version)
 	}
-	return nil
+	return v, nil
 }
 
 // readFrame reads the framing of the next block. first says whether this

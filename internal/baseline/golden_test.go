@@ -28,14 +28,24 @@ func goldenEntries() []*fim.Entry {
 	return out
 }
 
-// writeGolden writes the golden baseline with the given codec and returns
-// its bytes. Everything is fixed (key, times, entries) and ed25519
-// signatures are deterministic, so the bytes are too.
-func writeGolden(t *testing.T, codec byte) []byte {
+// goldenEntriesV1 are the golden entries as a version-1 baseline holds
+// them: without device numbers.
+func goldenEntriesV1() []*fim.Entry {
+	es := goldenEntries()
+	for _, e := range es {
+		e.Rdev = nil
+	}
+	return es
+}
+
+// writeGolden writes the golden baseline in the given format version with
+// the given codec and returns its bytes. Everything is fixed (key, times,
+// entries) and ed25519 signatures are deterministic, so the bytes are too.
+func writeGolden(t *testing.T, codec byte, version int) []byte {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "golden")
 	s, _ := testKey(t, "vigil-host1")
-	w, err := create(path, s, testHeader(), codec)
+	w, err := createVersion(path, s, testHeader(), codec, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,24 +64,31 @@ func writeGolden(t *testing.T, codec byte) []byte {
 	return b
 }
 
-// TestGolden pins the format. golden-v1-stored.vbl has uncompressed
-// blocks, so its bytes depend on this package alone and any change to the
-// encoding shows up here; golden-v1-zstd.vbl is the form writers produce
-// and must keep decoding (its exact bytes may change with the zstd
-// library, so only decoding is checked). Regenerate with -update only for
-// a deliberate, versioned format change.
+// TestGolden pins the format. The -stored files have uncompressed blocks,
+// so their bytes depend on this package alone and any change to the
+// encoding shows up here; the -zstd files are the form writers produce
+// and must keep decoding (their exact bytes may change with the zstd
+// library, so only decoding is checked). The version-1 files were written
+// by Vigil before device numbers were recorded and must keep decoding,
+// with no device numbers; the test writer still produces them byte for
+// byte. Regenerate with -update only for a deliberate, versioned format
+// change.
 func TestGolden(t *testing.T) {
 	for _, tc := range []struct {
-		file  string
-		codec byte
-		exact bool
+		file    string
+		codec   byte
+		version int
+		exact   bool
+		entries []*fim.Entry
 	}{
-		{"golden-v1-stored.vbl", codecStored, true},
-		{"golden-v1-zstd.vbl", codecZstd, false},
+		{"golden-v1-stored.vbl", codecStored, 1, true, goldenEntriesV1()},
+		{"golden-v1-zstd.vbl", codecZstd, 1, false, goldenEntriesV1()},
+		{"golden-v2-stored.vbl", codecStored, 2, true, goldenEntries()},
+		{"golden-v2-zstd.vbl", codecZstd, 2, false, goldenEntries()},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			golden := filepath.Join("testdata", tc.file)
-			got := writeGolden(t, tc.codec)
+			got := writeGolden(t, tc.codec, tc.version)
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -90,10 +107,13 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			h, es, tags := readAll(t, tmp)
-			checkHeader(t, h, testHeader(), uint64(len(goldenEntries())))
-			for i, e := range goldenEntries() {
-				if i >= len(es) || !entriesEqual(es[i], e) || tags[i] != tagOf(i) {
-					t.Fatalf("golden entry %d differs", i)
+			checkHeader(t, h, testHeader(), uint64(len(tc.entries)), tc.version)
+			if len(es) != len(tc.entries) {
+				t.Fatalf("%d entries, want %d", len(es), len(tc.entries))
+			}
+			for i, e := range tc.entries {
+				if !entriesEqual(es[i], e) || tags[i] != tagOf(i) {
+					t.Fatalf("golden entry %d differs: %+v, want %+v", i, es[i], e)
 				}
 			}
 		})
@@ -128,7 +148,7 @@ func verifierKeyOf(t *testing.T, name string) string {
 // files whole, truncated and with a flipped byte.
 func writeFuzzSeeds(t *testing.T) {
 	var seeds [][]byte
-	for _, f := range []string{"golden-v1-stored.vbl", "golden-v1-zstd.vbl"} {
+	for _, f := range []string{"golden-v1-stored.vbl", "golden-v1-zstd.vbl", "golden-v2-stored.vbl", "golden-v2-zstd.vbl"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			t.Fatal(err)

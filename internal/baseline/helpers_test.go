@@ -56,7 +56,7 @@ func entriesEqual(a, b *fim.Entry) bool {
 	return a.Path == b.Path && a.Type == b.Type && a.Size == b.Size && a.Mode == b.Mode &&
 		a.UID == b.UID && a.GID == b.GID && a.Mtime == b.Mtime && a.Ctime == b.Ctime &&
 		a.Inode == b.Inode && a.Dev == b.Dev && a.Nlink == b.Nlink && a.LinkTarget == b.LinkTarget &&
-		a.ACL == b.ACL && a.Content.Equal(b.Content) &&
+		a.ACL == b.ACL && a.Content.Equal(b.Content) && a.RdevString() == b.RdevString() &&
 		slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y fim.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) })
 }
 

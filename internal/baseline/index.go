@@ -160,7 +160,7 @@ func (ix *Index) readBlock(i int) ([]*fim.Entry, []uint32, error) {
 	es := make([]*fim.Entry, 0, b.fr.count)
 	tags := make([]uint32, 0, b.fr.count)
 	for n := uint64(0); n < b.fr.count; n++ {
-		e, tag, err := decodeEntry(&c, &d)
+		e, tag, err := decodeEntry(&c, &d, ix.hdr.Version)
 		if err != nil {
 			return nil, nil, tampered(ix.path, Corrupt, "block at byte %d, entry %d: %v", b.fr.off, n, err)
 		}

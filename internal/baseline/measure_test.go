@@ -27,7 +27,7 @@ func TestCompressionChoice(t *testing.T) {
 		var d delta
 		total := 0
 		for e := g.next(); e != nil; e = g.next() {
-			raw = appendEntry(raw, &d, e, 0)
+			raw = appendEntry(raw, &d, e, 0, Version)
 			if len(raw) >= target {
 				blocks = append(blocks, raw)
 				total += len(raw)

@@ -98,7 +98,8 @@ func open(f *os.File, path string, v note.Verifier) (*Reader, error) {
 // the signature and the signed text against what it saw.
 func verify(f io.Reader, path string, v note.Verifier) (signed, error) {
 	src := &source{r: bufio.NewReaderSize(f, 64<<10), h: sha256.New()}
-	if err := readPreamble(src, path); err != nil {
+	version, err := readPreamble(src, path)
+	if err != nil {
 		return signed{}, err
 	}
 	var end frame
@@ -149,8 +150,8 @@ func verify(f io.Reader, path string, v note.Verifier) (signed, error) {
 		return signed{}, tampered(path, MalformedTrailer, "signed text: %v", err)
 	}
 	switch {
-	case s.version != Version:
-		return signed{}, tampered(path, ContentMismatch, "signature is for format version %d, the file is version %d", s.version, Version)
+	case s.version != version:
+		return signed{}, tampered(path, ContentMismatch, "signature is for format version %d, the file is version %d", s.version, version)
 	case s.size != body:
 		return signed{}, tampered(path, ContentMismatch, "signature covers %d bytes, the file has %d before its signature", s.size, body)
 	case !bytes.Equal(s.sum, sum):

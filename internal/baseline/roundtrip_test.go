@@ -21,8 +21,9 @@ func allKinds() []*fim.Entry {
 	es := []*fim.Entry{
 		{Path: "/", Type: fim.TypeDir, Mode: 0o755, Size: 4096, Mtime: 1, Ctime: 2, Inode: 2, Dev: 2049, Nlink: 20},
 		{Path: "/bin", Type: fim.TypeSymlink, Mode: 0o777, Size: 7, LinkTarget: "usr/bin", Inode: 12, Dev: 2049, Nlink: 1},
-		{Path: "/dev/null", Type: fim.TypeCharDev, Mode: 0o666, Inode: 5, Dev: 5, Nlink: 1},
-		{Path: "/dev/sda", Type: fim.TypeBlockDev, Mode: 0o660, GID: 6, Inode: 300, Dev: 5, Nlink: 1},
+		{Path: "/dev/null", Type: fim.TypeCharDev, Mode: 0o666, Inode: 5, Dev: 5, Nlink: 1, Rdev: &fim.DevNumber{Major: 1, Minor: 3}},
+		{Path: "/dev/sda", Type: fim.TypeBlockDev, Mode: 0o660, GID: 6, Inode: 300, Dev: 5, Nlink: 1,
+			Rdev: &fim.DevNumber{Major: math.MaxUint32, Minor: math.MaxUint32}},
 		{Path: "/etc", Type: fim.TypeDir, Mode: 0o755, Inode: 1 << 40, Dev: 2049, Nlink: 90},
 		{Path: "/etc/empty", Type: fim.TypeFile, Mode: 0o600, Inode: 77, Dev: 2049, Nlink: 1},
 		{Path: "/etc/empty-hashed", Type: fim.TypeFile, Mode: 0o600, Inode: 78, Dev: 2049, Nlink: 1,
@@ -113,12 +114,12 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("entry %d tag %d, want %d", i, tags[i], tagOf(i))
 		}
 	}
-	checkHeader(t, gotH, h, uint64(len(want)))
+	checkHeader(t, gotH, h, uint64(len(want)), Version)
 }
 
-func checkHeader(t *testing.T, got, want Header, entries uint64) {
+func checkHeader(t *testing.T, got, want Header, entries uint64, version int) {
 	t.Helper()
-	if got.Version != Version || got.Entries != entries || !got.Created.Equal(want.Created) ||
+	if got.Version != version || got.Entries != entries || !got.Created.Equal(want.Created) ||
 		got.Hostname != want.Hostname || got.Generation != want.Generation || string(got.Policy) != string(want.Policy) ||
 		strings.Join(got.Roots, "|") != strings.Join(want.Roots, "|") || len(got.Acceptances) != len(want.Acceptances) {
 		t.Fatalf("header:\n got %+v\nwant %+v", got, want)
@@ -361,5 +362,34 @@ func TestCreateRefusesUnreadableHeader(t *testing.T) {
 		if _, err := Create(filepath.Join(t.TempDir(), "b"), s, h); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+// TestDeviceNumbers round-trips device numbers, a device whose number was
+// not recorded (kept from a version-1 baseline by an accept), and refuses a
+// number on anything but a device.
+func TestDeviceNumbers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b")
+	es := []*fim.Entry{
+		{Path: "/dev/a", Type: fim.TypeCharDev, Rdev: &fim.DevNumber{Major: 0, Minor: 0}},
+		{Path: "/dev/b", Type: fim.TypeBlockDev},
+		{Path: "/dev/c", Type: fim.TypeBlockDev, Rdev: &fim.DevNumber{Major: 259, Minor: 1 << 20}},
+	}
+	writeAll(t, path, testHeader(), es, func(int) uint32 { return 0 })
+	_, got, _ := readAll(t, path)
+	for i, want := range []string{"0:0", "", "259:1048576"} {
+		if got[i].RdevString() != want {
+			t.Errorf("%s: rdev %q, want %q", got[i].Path, got[i].RdevString(), want)
+		}
+	}
+	s, _ := testKey(t, "vigil-host1")
+	w, err := Create(filepath.Join(t.TempDir(), "c"), s, testHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	err = w.Add(&fim.Entry{Path: "/f", Type: fim.TypeFile, Rdev: &fim.DevNumber{Major: 1, Minor: 1}}, 0)
+	if err == nil || !strings.Contains(err.Error(), "device number on a file") {
+		t.Fatalf("Add(file with rdev) = %v", err)
 	}
 }

@@ -41,6 +41,9 @@ type Writer struct {
 	hdr    Header
 	enc    *zstd.Encoder
 	codec  byte // codec for entry blocks: zstd, or stored in golden tests
+	// version is the format version written: Version, or an older one
+	// in tests that check older files are still read.
+	version int
 
 	raw   []byte // decoded payload of the open entry block
 	comp  []byte
@@ -61,13 +64,22 @@ func Create(path string, s note.Signer, h Header) (*Writer, error) {
 }
 
 func create(path string, s note.Signer, h Header, codec byte) (*Writer, error) {
+	return createVersion(path, s, h, codec, Version)
+}
+
+// createVersion writes the given format version. Only tests write an older
+// one: what it cannot hold (device numbers, in version 1) is left out.
+func createVersion(path string, s note.Signer, h Header, codec byte, version int) (*Writer, error) {
+	if version < minVersion || version > Version {
+		return nil, fmt.Errorf("create baseline %s: unknown format version %d", path, version)
+	}
 	if s == nil {
 		return nil, fmt.Errorf("create baseline %s: no signer", path)
 	}
 	if err := h.validate(); err != nil {
 		return nil, fmt.Errorf("create baseline %s: %w", path, err)
 	}
-	h.Version, h.Entries = Version, 0
+	h.Version, h.Entries = version, 0
 	hdr := encodeHeader(&h)
 	if len(hdr) > maxHeaderRaw {
 		return nil, fmt.Errorf("create baseline %s: header of %d bytes is over the limit of %d", path, len(hdr), maxHeaderRaw)
@@ -86,7 +98,7 @@ func create(path string, s note.Signer, h Header, codec byte) (*Writer, error) {
 	}
 	w := &Writer{
 		path: path, f: f, bw: bufio.NewWriterSize(f, 256<<10), hash: sha256.New(),
-		signer: s, hdr: h, enc: enc, codec: codec,
+		signer: s, hdr: h, enc: enc, codec: codec, version: version,
 	}
 	// CreateTemp makes the file 0600 already; say so explicitly because
 	// the baseline reveals the layout of the host.
@@ -96,7 +108,7 @@ func create(path string, s note.Signer, h Header, codec byte) (*Writer, error) {
 	}
 	var pre [preambleLen]byte
 	copy(pre[:], magic)
-	pre[len(magic)], pre[len(magic)+1] = byte(Version>>8), byte(Version&0xff)
+	pre[len(magic)], pre[len(magic)+1] = byte(version>>8), byte(version&0xff)
 	w.write(pre[:])
 	w.writeBlock(kindHeader, 0, hdr, w.codec)
 	if w.err != nil {
@@ -162,7 +174,7 @@ func (w *Writer) Add(e *fim.Entry, tag uint32) error {
 		return fmt.Errorf("add %q to baseline: tag %d names no acceptance in the header", e.Path, tag)
 	}
 	start, saved := len(w.raw), w.d
-	w.raw = appendEntry(w.raw, &w.d, e, tag)
+	w.raw = appendEntry(w.raw, &w.d, e, tag, w.version)
 	if size := len(w.raw) - start; size > maxEntryRaw {
 		// Only many huge xattrs get here. Undo, so that the entry is
 		// refused but the baseline being written stays valid.
@@ -175,7 +187,7 @@ func (w *Writer) Add(e *fim.Entry, tag uint32) error {
 		w.raw = w.raw[:start]
 		w.flush()
 		w.d = delta{}
-		w.raw = appendEntry(w.raw, &w.d, e, tag)
+		w.raw = appendEntry(w.raw, &w.d, e, tag, w.version)
 	}
 	w.n++
 	w.count++
@@ -228,7 +240,7 @@ func (w *Writer) commit() error {
 	if w.err != nil {
 		return w.err
 	}
-	text := signedText(Version, w.off, w.hash.Sum(nil), w.count, w.hdr.Generation)
+	text := signedText(w.version, w.off, w.hash.Sum(nil), w.count, w.hdr.Generation)
 	msg, err := note.Sign(&note.Note{Text: text}, w.signer)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)

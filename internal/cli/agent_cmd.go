@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigilfim/vigil/internal/atomicfile"
 	"github.com/vigilfim/vigil/internal/baseline"
 	"github.com/vigilfim/vigil/internal/fim"
+	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/integrity"
 	"github.com/vigilfim/vigil/internal/monitor"
 	"github.com/vigilfim/vigil/internal/policy"
@@ -68,7 +70,14 @@ returns. See docs/fleet.md.`,
 				return err
 			}
 			defer a.Close()
-			return a.Run(c.Context())
+			err = a.Run(c.Context())
+			if errors.Is(err, fleet.ErrRevoked) {
+				// Its own status, so that the service manager does not
+				// restart an agent the hub will only refuse
+				// (RestartPreventExitStatus in the unit).
+				return &exitError{code: ExitRevoked, err: err}
+			}
+			return err
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "", "agent state directory (default /var/lib/vigil/agent for root, the XDG state directory otherwise)")
@@ -81,7 +90,10 @@ returns. See docs/fleet.md.`,
 
 // agentWatch builds the host's baseline with the hub's policy on first
 // run (in the agent's directory, signed with a host key kept there), then
-// runs the watch with it.
+// runs the watch with it. When the hub sends another policy (the group's
+// policy changed, or the host moved to another group) the agent calls it
+// again and the baseline is rebuilt with the new policy, which the
+// baseline's header records.
 func agentWatch(dir string, fullEvery time.Duration) func(context.Context, []byte, *agent.Sink) error {
 	return func(ctx context.Context, polYAML []byte, sink *agent.Sink) error {
 		pol, err := policy.Parse("hub policy", polYAML)
@@ -93,15 +105,30 @@ func agentWatch(dir string, fullEvery time.Duration) func(context.Context, []byt
 		if err != nil {
 			return err
 		}
-		if _, err := os.Stat(sp.db); errors.Is(err, os.ErrNotExist) {
-			if _, err := integrity.Build(ctx, sp.db, key.Signer(), pol, polYAML, baselineActor(), "agent first run",
+		build := func() error {
+			if _, err := integrity.Build(ctx, sp.db, key.Signer(), pol, polYAML, baselineActor(), "agent: hub policy",
 				integrity.Options{}, discardResults{}); err != nil {
 				return fmt.Errorf("build baseline: %w", err)
+			}
+			return nil
+		}
+		if _, err := os.Stat(sp.db); errors.Is(err, os.ErrNotExist) {
+			if err := build(); err != nil {
+				return err
 			}
 		}
 		ix, err := baseline.OpenIndex(sp.db, key.Verifier())
 		if err != nil {
 			return err
+		}
+		if !bytes.Equal(ix.Header().Policy, polYAML) {
+			ix.Close()
+			if err := build(); err != nil {
+				return err
+			}
+			if ix, err = baseline.OpenIndex(sp.db, key.Verifier()); err != nil {
+				return err
+			}
 		}
 		defer ix.Close()
 		return monitor.Run(ctx, monitor.Config{Baseline: ix, Policy: pol, FullCheck: fullEvery}, sink)
@@ -127,6 +154,8 @@ Type=simple
 ExecStart=/usr/local/bin/vigil agent --dir /var/lib/vigil/agent
 Restart=always
 RestartSec=5s
+# 5: the hub revoked this agent; only a new enrolment helps.
+RestartPreventExitStatus=5
 # The watcher needs fanotify and the audit socket; the spool and the
 # baseline live in the state directory.
 StateDirectory=vigil/agent

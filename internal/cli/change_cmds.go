@@ -195,7 +195,7 @@ func (r classifyingResults) Problem(path string, err error) error {
 // settle records the check's findings, accepts the authorized ones into
 // the baseline and opens review items for the others; without --json it
 // prints one line per change.
-func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSON bool, record func(kind string, body any) error) error {
+func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSON bool, record func(kind string, ev *store.ChangeEvent, body any) error) error {
 	if cc == nil {
 		return nil
 	}
@@ -208,7 +208,7 @@ func (cc *checkControl) settle(ctx context.Context, e *env, sp statePaths, asJSO
 		late, err = cc.ctl.Recheck(ctx)
 		evs = append(evs, late...)
 	}
-	if rerr := recordSettlements(evs, record); err == nil {
+	if rerr := recordSettlementsOf(evs, record); err == nil {
 		err = rerr
 	}
 	if !asJSON && len(evs) > 0 {

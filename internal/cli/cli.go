@@ -24,6 +24,7 @@ const (
 	ExitError      = 2 // could not run: bad input, missing or tampered baseline, I/O failure
 	ExitIncomplete = 3 // ran, but some entries could not be examined (listed on stderr)
 	ExitTampered   = 4 // evidence verification found tampering
+	ExitRevoked    = 5 // vigil agent: the hub revoked this agent; restarting cannot help
 )
 
 // exitError carries an exit status out of a command. Commands return it

@@ -336,3 +336,60 @@ func removeFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEndToEndDeviceNumbers: check, show and the JSON report carry the
+// device number of device nodes, and a node replaced by one with another
+// major:minor is an rdev change.
+func TestEndToEndDeviceNumbers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates device nodes with mknod")
+	}
+	root := t.TempDir()
+	tree := filepath.Join(root, "tree")
+	db := filepath.Join(root, "baseline.vgl")
+	node := filepath.Join(tree, "tty")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o620, 4<<8|1); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "baseline", "--db", db, tree); code != 0 {
+		t.Fatalf("baseline exited %d: %s", code, errOut)
+	}
+	code, out, errOut := run(t, "show", "--db", db, "--json", node)
+	if code != 0 || !strings.Contains(out, `"rdev": "4:1"`) {
+		t.Fatalf("show --json exit %d: %s%s", code, out, errOut)
+	}
+	if _, out, _ := run(t, "show", "--db", db, node); !strings.Contains(out, "rdev:        4:1") {
+		t.Errorf("show does not give the device number:\n%s", out)
+	}
+	if code, rep := checkJSON(t, db); code != ExitOK {
+		t.Fatalf("unchanged node: exit %d, %v", code, changesByPath(t, rep))
+	}
+
+	removeFile(t, node)
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o620, 4<<8|2); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := checkJSON(t, db)
+	if code != ExitChanges {
+		t.Fatalf("replaced node: exit %d", code)
+	}
+	var found bool
+	for _, c := range rep.Changes {
+		if c.Path != node {
+			continue
+		}
+		found = true
+		if !slices.Contains(c.Changed, "rdev") || c.Old.Rdev != "4:1" || c.New.Rdev != "4:2" {
+			t.Errorf("change %v: rdev %q -> %q", c.Changed, c.Old.Rdev, c.New.Rdev)
+		}
+	}
+	if !found {
+		t.Fatalf("replaced node not reported: %v", changesByPath(t, rep))
+	}
+	if _, out, _ := run(t, "check", "--db", db); !strings.Contains(out, "4:1 → 4:2") {
+		t.Errorf("human report does not show the device numbers:\n%s", out)
+	}
+}

@@ -92,6 +92,13 @@ func (a actor) evidenceName() string {
 // record appends one record. A failure to record evidence fails the
 // command: an audit trail with silent gaps is worse than none.
 func (j *journal) record(ctx context.Context, kind string, t time.Time, actor string, body any) error {
+	return j.recordOnce(ctx, nil, "", kind, t, actor, body)
+}
+
+// recordOnce is record for a record about path, which a ledger, when there
+// is one, leaves out if the log already holds an identical record for the
+// path.
+func (j *journal) recordOnce(ctx context.Context, l *checkLedger, path, kind string, t time.Time, actor string, body any) error {
 	if actor == "" {
 		actor = j.actor
 	}
@@ -99,11 +106,19 @@ func (j *journal) record(ctx context.Context, kind string, t time.Time, actor st
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}
-	if _, err := j.log.Append(ctx, r); err != nil {
-		return fmt.Errorf("record %s evidence: %w", kind, err)
+	appendFn := func(r evidence.Record) (uint64, error) {
+		idx, err := j.log.Append(ctx, r)
+		if err != nil {
+			return 0, fmt.Errorf("record %s evidence: %w", kind, err)
+		}
+		j.wrote = true
+		return idx, nil
 	}
-	j.wrote = true
-	return nil
+	if l == nil {
+		_, err := appendFn(r)
+		return err
+	}
+	return l.record(path, r, appendFn)
 }
 
 // close signs a checkpoint if anything was written, then releases the

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigilfim/vigil/internal/agent"
 	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/fleettest"
 	"github.com/vigilfim/vigil/internal/hub"
@@ -139,5 +140,40 @@ func TestStatusNotEnrolled(t *testing.T) {
 	if code := Main(context.Background(), []string{"status", "--dir", t.TempDir()}, strings.NewReader(""), &out, &errOut); code != ExitError ||
 		!strings.Contains(errOut.String(), "no agent enrolled") {
 		t.Fatalf("status: %d %q", code, errOut.String())
+	}
+}
+
+// TestAgentRevokedExitStatus: a revoked agent exits with its own status,
+// which the systemd unit does not restart.
+func TestAgentRevokedExitStatus(t *testing.T) {
+	tree := t.TempDir()
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, pol, fmt.Sprintf("version: 1\nname: fleet-test\nrules:\n  - path: %s\n", tree), 0o644)
+	url, admin, hubDir := startServer(t, pol)
+	caPEM, err := os.ReadFile(filepath.Join(hubDir, "ca", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := fleettest.Client(pool, nil)
+	status, body := fleettest.Do(t, c, "POST", url+"/api/v1/enrollment-tokens", admin, hub.EnrollTokenRequest{})
+	if status != http.StatusCreated {
+		t.Fatalf("token: %d %s", status, body)
+	}
+	var tok hub.EnrollTokenResponse
+	json.Unmarshal(body, &tok)
+	agentDir := t.TempDir()
+	st, err := agent.Enroll(t.Context(), agentDir, url, tok.Token, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := fleettest.Do(t, c, "POST", url+"/api/v1/hosts/"+st.AgentID+"/revoke", admin, nil); status != 200 {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	var errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"agent", "--dir", agentDir}, strings.NewReader(""), io.Discard, &errOut); code != ExitRevoked ||
+		!strings.Contains(errOut.String(), "agent revoked") {
+		t.Fatalf("revoked agent: exit %d, %s", code, errOut.String())
 	}
 }

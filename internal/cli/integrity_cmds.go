@@ -21,6 +21,7 @@ import (
 	"github.com/vigilfim/vigil/internal/record"
 	"github.com/vigilfim/vigil/internal/scan"
 	"github.com/vigilfim/vigil/internal/signing"
+	"github.com/vigilfim/vigil/internal/store"
 )
 
 // journalFlags choose where evidence goes.
@@ -297,6 +298,10 @@ reports every difference. Files whose size, times, inode and device are
 unchanged are not re-read (content, extended attributes, ACL: each of
 those changes moves ctime) unless --full is given.
 
+Every change is reported on every run. The evidence log gets each change once
+while it stays the same (a ledger beside the baseline names the records
+already written) and one record per run with counts (docs/evidence.md).
+
 Exit status: 0 no differences, 1 differences found, 2 error (including a
 missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -324,6 +329,7 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			// With only a public key (an auditor's check) nothing can be
 			// signed, so nothing is recorded.
 			var j *journal
+			var ledger *checkLedger
 			if sf.pubkey == "" {
 				key, err := signing.Load(sp.key)
 				if err != nil {
@@ -334,12 +340,21 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 				}
 				defer j.close(c.Context())
 			}
+			if j != nil {
+				var warn error
+				if ledger, warn, err = loadCheckLedger(c.Context(), checkLedgerFile(sp), j.store); err != nil {
+					return err
+				}
+				if warn != nil {
+					fmt.Fprintf(e.stderr, "vigil: %v; those changes are recorded again\n", warn)
+				}
+			}
 			// Change control (change_cmds.go): nil without people/roles/... sections.
 			cc, err := newCheckControl(c.Context(), e, sp, pol, jf.store)
 			if err != nil {
 				return err
 			}
-			s = journalSink(c.Context(), s, j, evidence.KindChange, "check", nil, e.now)
+			s = checkJournalSink(c.Context(), s, j, ledger, e.now)
 			res := cc.results(c.Context(), s)
 			prog := newProgress(e.stderr, e.stderrTTY && !asJSON, int64(r.Header().Entries))
 			sum, err := integrity.Check(c.Context(), r, pol, integrity.Options{Workers: workers, Full: full, Limit: limit, Progress: progressFunc(prog)}, res)
@@ -351,20 +366,33 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 			if err := s.finish(&sum); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
-			record := func(kind string, body any) error {
+			// A settlement of a change that is still open for review is
+			// recorded once too, like the change.
+			settled := func(kind string, ev *store.ChangeEvent, body any) error {
 				if j == nil {
 					return nil
 				}
-				return j.record(c.Context(), kind, e.now(), "", body)
+				return j.recordOnce(c.Context(), ledger, ev.Path, kind, e.now(), "", body)
 			}
-			if err := cc.settle(c.Context(), e, sp, asJSON, record); err != nil {
+			if err := cc.settle(c.Context(), e, sp, asJSON, settled); err != nil {
 				return err
 			}
-			if err := record(evidence.KindUserAction, map[string]any{"action": "check", "summary": sum}); err != nil {
-				return err
-			}
-			if err := j.close(c.Context()); err != nil {
-				return err
+			if j != nil {
+				// The run's own record, every run: the control operated,
+				// with what it found and how much of it the log already
+				// held.
+				if err := j.record(c.Context(), evidence.KindUserAction, e.now(), "", checkEvidence{
+					Action: "check", Summary: sum,
+					Changes: ledger.count(evidence.KindChange), Reviews: ledger.count(evidence.KindReview),
+				}); err != nil {
+					return err
+				}
+				if err := j.close(c.Context()); err != nil {
+					return err
+				}
+				if err := ledger.save(sum.Roots); err != nil {
+					return err
+				}
 			}
 			switch {
 			case sum.Problems > 0:
@@ -383,6 +411,17 @@ missing, damaged or tampered baseline), 3 some entries could not be examined.`,
 	c.Flags().BoolVar(&full, "full", false, "re-hash every file, even with an unchanged fingerprint")
 	c.Flags().IntVar(&workers, "workers", 0, "concurrent stat and hash workers (default: scanner's choice)")
 	return c
+}
+
+// checkEvidence is the record every check run leaves, whatever it found.
+type checkEvidence struct {
+	Action  string         `json:"action"` // "check"
+	Summary record.Summary `json:"summary"`
+	// Changes counts the run's change records: appended, and left out
+	// because the log already held them from an earlier run.
+	Changes ledgerCount `json:"change_records"`
+	// Reviews counts the settlement records of changes open for review.
+	Reviews ledgerCount `json:"review_records"`
 }
 
 func newAcceptCmd(e *env) *cobra.Command {
@@ -531,6 +570,11 @@ func printEntry(e *env, ent *fim.Entry, acc *baseline.Acceptance) {
 	row("inode", fmt.Sprintf("%d (dev %d, %d links)", ent.Inode, ent.Dev, ent.Nlink))
 	if ent.Type == fim.TypeSymlink {
 		row("link_target", displayPath(ent.LinkTarget))
+	}
+	if ent.Type.IsDevice() {
+		// A device entry from a version-1 baseline has no number until
+		// the next accept records it.
+		row("rdev", orDefault(ent.RdevString(), "(not recorded; accept the path to record it)"))
 	}
 	if !ent.Content.IsZero() {
 		row("content", ent.Content.String())

@@ -40,13 +40,20 @@ func recordAction(ctx context.Context, f *ccFlags, pol *policy.Policy, kind stri
 // acceptance into the baseline, or an exception opened for review. It
 // records them all and returns the first error.
 func recordSettlements(evs []store.ChangeEvent, record func(kind string, body any) error) error {
+	return recordSettlementsOf(evs, func(kind string, _ *store.ChangeEvent, body any) error { return record(kind, body) })
+}
+
+// recordSettlementsOf is recordSettlements for a record function that
+// wants the event each record is about.
+func recordSettlementsOf(evs []store.ChangeEvent, record func(kind string, ev *store.ChangeEvent, body any) error) error {
 	var first error
-	for _, ev := range evs {
+	for i := range evs {
+		ev := &evs[i]
 		kind := evidence.KindReview
 		if ev.Review == "" {
 			kind = evidence.KindAcceptance
 		}
-		if err := record(kind, map[string]any{"action": "settle", "event": ev}); err != nil && first == nil {
+		if err := record(kind, ev, map[string]any{"action": "settle", "event": ev}); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -27,6 +27,9 @@ type journalingSink struct {
 	source string // check, accept
 	extra  map[string]any
 	now    func() time.Time
+	// ledger, for checks, leaves out change records the log already
+	// holds (check_ledger.go); nil records every change.
+	ledger *checkLedger
 }
 
 // journalSink wraps s when there is a journal.
@@ -35,6 +38,15 @@ func journalSink(ctx context.Context, s sink, j *journal, kind, source string, e
 		return s
 	}
 	return &journalingSink{inner: s, ctx: ctx, j: j, kind: kind, source: source, extra: extra, now: now}
+}
+
+// checkJournalSink is journalSink for a check: changes already in the log
+// are not recorded again (l may be nil: record everything).
+func checkJournalSink(ctx context.Context, s sink, j *journal, l *checkLedger, now func() time.Time) sink {
+	if j == nil {
+		return s
+	}
+	return &journalingSink{inner: s, ctx: ctx, j: j, kind: evidence.KindChange, source: "check", now: now, ledger: l}
 }
 
 type changeEvidence struct {
@@ -47,7 +59,7 @@ func (s *journalingSink) change(r *record.Change, c *fim.Change) error {
 	if err := s.inner.change(r, c); err != nil {
 		return err
 	}
-	return s.j.record(s.ctx, s.kind, s.now(), "", changeEvidence{r, s.source, s.extra})
+	return s.j.recordOnce(s.ctx, s.ledger, c.Path, s.kind, s.now(), "", changeEvidence{r, s.source, s.extra})
 }
 
 func (s *journalingSink) problem(p record.Problem, path string, err error) error {

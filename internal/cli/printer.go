@@ -276,6 +276,8 @@ func attrDiff(a fim.Attr, o, n *fim.Entry) []string {
 		return arrow(strconv.FormatUint(o.Inode, 10), strconv.FormatUint(n.Inode, 10))
 	case fim.AttrDev:
 		return arrow(strconv.FormatUint(o.Dev, 10), strconv.FormatUint(n.Dev, 10))
+	case fim.AttrRdev:
+		return arrow(orNone(o.RdevString()), orNone(n.RdevString()))
 	case fim.AttrNlink:
 		return arrow(strconv.FormatUint(o.Nlink, 10), strconv.FormatUint(n.Nlink, 10))
 	case fim.AttrLinkTarget:
@@ -328,4 +330,11 @@ func xattrText(x fim.Xattr) string {
 		}
 	}
 	return fim.EncodeXattrValue(x.Value)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,8 @@ func fleetDir(name string) (string, error) {
 func newServerCmd(e *env) *cobra.Command {
 	var dir, db, listen, policyFile string
 	var hosts []string
+	var refusalBurst int
+	var refusalEvery time.Duration
 	c := &cobra.Command{
 		Use:   "server [--dir DIR] [--db postgres://...] [--listen ADDR]",
 		Short: "Run the hub that agents report to",
@@ -55,6 +58,7 @@ See docs/fleet.md.`,
 			}
 			h, err := hub.Open(c.Context(), hub.Options{
 				Dir: dir, DB: db, Listen: listen, Hosts: hosts, Policy: pol,
+				RefusalBurst: refusalBurst, RefusalEvery: refusalEvery,
 				Log: slog.New(slog.NewTextHandler(e.stderr, nil)),
 			})
 			if err != nil {
@@ -72,5 +76,7 @@ See docs/fleet.md.`,
 	c.Flags().StringVar(&listen, "listen", hub.DefaultListen, "address to listen on")
 	c.Flags().StringVar(&policyFile, "policy", "", "policy served to agents (default: the built-in policy)")
 	c.Flags().StringSliceVar(&hosts, "host", nil, "extra DNS name or IP for the hub's certificate (repeatable)")
+	c.Flags().IntVar(&refusalBurst, "refusal-burst", hub.DefaultRefusalBurst, "refused requests a source may make before it is throttled (docs/fleet.md)")
+	c.Flags().DurationVar(&refusalEvery, "refusal-every", hub.DefaultRefusalEvery, "time a throttled source needs to earn back one refused request")
 	return c
 }

@@ -26,6 +26,7 @@ func newWatchCmd(e *env) *cobra.Command {
 	var jf journalFlags
 	var policyFile, backend string
 	var asJSON, noWho bool
+	var whoMode string
 	var fullEvery time.Duration
 	c := &cobra.Command{
 		Use:   "watch [--db FILE] [--policy FILE] [--json] [PATH...]",
@@ -73,6 +74,13 @@ rescanned and the loss is reported as a health event.`,
 				}
 			}
 			wopts := watch.Options{NoWhoData: noWho}
+			if whoMode != "" {
+				m, err := whodata.ParseMode(whoMode)
+				if err != nil {
+					return err
+				}
+				wopts.Attribution.Mode = m
+			}
 			switch backend {
 			case "", "auto":
 			case "fanotify":
@@ -137,6 +145,7 @@ rescanned and the loss is reported as a health event.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines: the change record plus time, source and who (docs/watch.md)")
 	c.Flags().StringVar(&backend, "backend", "auto", "event source: auto, fanotify or inotify")
 	c.Flags().BoolVar(&noWho, "no-who", false, "do not collect who-data (no audit rules)")
+	c.Flags().StringVar(&whoMode, "who-mode", "", "what audit records for who-data: process (exec/fork only; default with fanotify) or syscall (every write, costlier)")
 	c.Flags().DurationVar(&fullEvery, "full-check", monitor.DefaultFullCheck, "period of full checks backing up the watcher (negative: never)")
 	return c
 }

@@ -27,12 +27,14 @@ const (
 	AttrACL
 	AttrContent
 	AttrDev
+	// AttrRdev is the device number of a character or block device node.
+	AttrRdev
 	attrEnd
 )
 
 var attrNames = [...]string{
 	"type", "size", "mode", "uid", "gid", "mtime", "ctime", "inode",
-	"nlink", "link_target", "xattrs", "acl", "content", "dev",
+	"nlink", "link_target", "xattrs", "acl", "content", "dev", "rdev",
 }
 
 // String returns the attribute's name as used in policies and JSON.

@@ -102,6 +102,14 @@ func Diff(old, new *Entry, c Check, prefix Digest) AttrSet {
 	set(AttrLinkTarget, old.LinkTarget != new.LinkTarget)
 	set(AttrXattrs, !xattrsEqual(old.Xattrs, new.Xattrs))
 	set(AttrACL, old.ACL != new.ACL)
+	// An old device entry without a number comes from a version-1
+	// baseline, which did not record it: nothing is known to compare, and
+	// the next accept records it. Any other old entry has a known number
+	// (none, for non-devices), so a file replaced by a device node, or a
+	// node by another, shows as an rdev change.
+	if old.Rdev != nil || !old.Type.IsDevice() {
+		set(AttrRdev, !rdevEqual(old.Rdev, new.Rdev))
+	}
 	if c.Growing && old.Type == TypeFile && new.Type == TypeFile {
 		set(AttrSize, new.Size < old.Size)
 		if new.Size >= old.Size && !old.Content.IsZero() {
@@ -120,6 +128,13 @@ func Diff(old, new *Entry, c Check, prefix Digest) AttrSet {
 		set(AttrContent, !old.Content.Equal(new.Content))
 	}
 	return d
+}
+
+func rdevEqual(a, b *DevNumber) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func xattrsEqual(a, b []Xattr) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,10 @@ func (t FileType) String() string {
 	}
 	return fmt.Sprintf("type(%d)", t)
 }
+
+// IsDevice reports whether the type is a character or block device: the
+// only types whose device number (Entry.Rdev) means anything.
+func (t FileType) IsDevice() bool { return t == TypeCharDev || t == TypeBlockDev }
 
 // ParseFileType is the inverse of FileType.String.
 func ParseFileType(s string) (FileType, error) {
@@ -154,6 +159,42 @@ type Entry struct {
 	Xattrs     []Xattr // sorted by name, ACL xattrs excluded
 	ACL        string  // canonical text form, "" when the entry has no extended ACL
 	Content    Digest  // regular files only, when the rule asks for content
+	// Rdev is the device a character or block device node refers to
+	// (st_rdev). It is nil for every other type, and for a device node
+	// whose number was not recorded: baselines of format version 1 did
+	// not record it, and Diff compares it only when the old entry has it.
+	Rdev *DevNumber
+}
+
+// DevNumber is a device number split into its major (driver) and minor
+// (instance) parts, as Linux reports them (unix.Major, unix.Minor). A
+// /dev/sda node turned into /dev/mem keeps its type, mode and owner: only
+// this number tells.
+type DevNumber struct {
+	Major, Minor uint32
+}
+
+// String formats the number as "major:minor", as ls and /proc do.
+func (d DevNumber) String() string { return fmt.Sprintf("%d:%d", d.Major, d.Minor) }
+
+// ParseDevNumber is the inverse of DevNumber.String.
+func ParseDevNumber(s string) (DevNumber, error) {
+	maj, min, ok := strings.Cut(s, ":")
+	a, err1 := strconv.ParseUint(maj, 10, 32)
+	b, err2 := strconv.ParseUint(min, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return DevNumber{}, fmt.Errorf("device number %q: want major:minor", s)
+	}
+	return DevNumber{Major: uint32(a), Minor: uint32(b)}, nil
+}
+
+// RdevString returns the entry's device number as "major:minor", or ""
+// when it has none.
+func (e *Entry) RdevString() string {
+	if e.Rdev == nil {
+		return ""
+	}
+	return e.Rdev.String()
 }
 
 // Fingerprint is the cheap part of an entry that changes whenever content

@@ -43,7 +43,7 @@ func TestIsWithin(t *testing.T) {
 }
 
 func TestAttrNames(t *testing.T) {
-	want := "type,size,mode,uid,gid,mtime,ctime,inode,nlink,link_target,xattrs,acl,content,dev"
+	want := "type,size,mode,uid,gid,mtime,ctime,inode,nlink,link_target,xattrs,acl,content,dev,rdev"
 	if got := AllAttrs.String(); got != want {
 		t.Fatalf("AllAttrs = %s, want %s", got, want)
 	}
@@ -107,6 +107,52 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+func device(path string, typ FileType, major, minor uint32) *Entry {
+	e := file(path)
+	e.Type, e.Size, e.Content = typ, 0, Digest{}
+	e.Rdev = &DevNumber{Major: major, Minor: minor}
+	return e
+}
+
+func TestDiffDeviceNumbers(t *testing.T) {
+	all := Check{Attrs: AllAttrs}
+	v1 := func(e *Entry) *Entry { e.Rdev = nil; return e }
+	for _, tc := range []struct {
+		name     string
+		old, new *Entry
+		check    Check
+		want     string
+	}{
+		{"same char device", device("/d", TypeCharDev, 1, 3), device("/d", TypeCharDev, 1, 3), all, ""},
+		{"same block device", device("/d", TypeBlockDev, 8, 1), device("/d", TypeBlockDev, 8, 1), all, ""},
+		{"minor changed", device("/d", TypeCharDev, 1, 3), device("/d", TypeCharDev, 1, 1), all, "rdev"},
+		{"major changed", device("/d", TypeBlockDev, 8, 1), device("/d", TypeBlockDev, 259, 1), all, "rdev"},
+		{"char to block, same number", device("/d", TypeCharDev, 8, 1), device("/d", TypeBlockDev, 8, 1), all, "type"},
+		{"rdev not in the check", device("/d", TypeCharDev, 1, 3), device("/d", TypeCharDev, 1, 1), Check{Attrs: AttrSet(AttrMode)}, ""},
+		{"old from a v1 baseline: not compared", v1(device("/d", TypeCharDev, 1, 3)), device("/d", TypeCharDev, 1, 1), all, ""},
+		{"file replaced by a device", file("/d"), device("/d", TypeCharDev, 1, 3), all, "type,size,content,rdev"},
+		{"device replaced by a file", device("/d", TypeCharDev, 1, 3), file("/d"), all, "type,size,content,rdev"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Diff(tc.old, tc.new, tc.check, Digest{}).String(); got != tc.want {
+				t.Fatalf("Diff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDevNumberParse(t *testing.T) {
+	d, err := ParseDevNumber("259:4294967295")
+	if err != nil || d != (DevNumber{259, 1<<32 - 1}) || d.String() != "259:4294967295" {
+		t.Fatalf("ParseDevNumber = %v, %v", d, err)
+	}
+	for _, bad := range []string{"", "8", "8:", ":1", "8:1:2", "-1:1", "8:4294967296", "a:b"} {
+		if _, err := ParseDevNumber(bad); err == nil {
+			t.Errorf("ParseDevNumber(%q) succeeded", bad)
+		}
+	}
+}
+
 func TestCompareKinds(t *testing.T) {
 	all := Check{Attrs: AllAttrs}
 	if c, ok := Compare(nil, file("/f"), all, Digest{}); !ok || c.Kind != Added {
@@ -150,8 +196,42 @@ func TestChangeJSONRoundTrip(t *testing.T) {
 	}
 }
 
+func TestDeviceJSON(t *testing.T) {
+	old, new := device("/dev/sda1", TypeBlockDev, 8, 1), device("/dev/sda1", TypeBlockDev, 1, 1)
+	c, ok := Compare(old, new, Check{Attrs: AllAttrs}, Digest{})
+	if !ok {
+		t.Fatal("no change")
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"changed":["rdev"]`, `"rdev":"8:1"`, `"rdev":"1:1"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+	var j ChangeJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	back, err := j.Change()
+	if err != nil || !reflect.DeepEqual(back, &c) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	// Files have no device number: none is written, and one is refused.
+	if b, _ := json.Marshal(file("/f").JSON(true)); strings.Contains(string(b), "rdev") {
+		t.Errorf("file JSON has rdev: %s", b)
+	}
+	j.Old.Type = "file"
+	if _, err := j.Change(); err == nil || !strings.Contains(err.Error(), "only devices") {
+		t.Errorf("rdev on a file: err = %v", err)
+	}
+}
+
 func FuzzChangeJSON(f *testing.F) {
 	f.Add(`{"path":"/a","type":"modified","changed":["mode"],"old":{"type":"file","size":1,"mode":"0644","uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","ctime":"2026-01-01T00:00:00Z","inode":1,"nlink":1,"dev":1},"new":{"type":"file","size":1,"mode":"0755","uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","ctime":"2026-01-01T00:00:00Z","inode":1,"nlink":1,"dev":1}}`)
+	f.Add(`{"path":"/dev/x","type":"modified","changed":["rdev"],"old":{"type":"char","size":0,"mode":"0600","uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","ctime":"2026-01-01T00:00:00Z","inode":1,"nlink":1,"dev":5,"rdev":"1:3"},"new":{"type":"char","size":0,"mode":"0600","uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","ctime":"2026-01-01T00:00:00Z","inode":1,"nlink":1,"dev":5,"rdev":"1:1"}}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		var j ChangeJSON
 		if json.Unmarshal([]byte(s), &j) != nil {

@@ -36,6 +36,7 @@ type EntryJSON struct {
 	Inode         uint64            `json:"inode"`
 	Nlink         uint64            `json:"nlink"`
 	Dev           uint64            `json:"dev"`
+	Rdev          string            `json:"rdev,omitempty"`
 	LinkTarget    string            `json:"link_target,omitempty"`
 	LinkTargetB64 string            `json:"link_target_b64,omitempty"`
 	Xattrs        map[string]string `json:"xattrs,omitempty"`
@@ -112,6 +113,7 @@ func (e *Entry) JSON(withPath bool) *EntryJSON {
 		Inode:   e.Inode,
 		Nlink:   e.Nlink,
 		Dev:     e.Dev,
+		Rdev:    e.RdevString(),
 		ACL:     e.ACL,
 		Content: e.Content.String(),
 	}
@@ -139,6 +141,16 @@ func (j *EntryJSON) Entry(path string) (*Entry, error) {
 	}
 	if e.Type, err = ParseFileType(j.Type); err != nil {
 		return nil, err
+	}
+	if j.Rdev != "" {
+		if !e.Type.IsDevice() {
+			return nil, fmt.Errorf("rdev %q on a %s: only devices have one", j.Rdev, e.Type)
+		}
+		d, err := ParseDevNumber(j.Rdev)
+		if err != nil {
+			return nil, err
+		}
+		e.Rdev = &d
 	}
 	var mode uint64
 	if _, err := fmt.Sscanf(j.Mode, "%o", &mode); err != nil || mode > 0o7777 {

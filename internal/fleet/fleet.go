@@ -24,7 +24,35 @@ var (
 	ErrReplay = errors.New("batch already ingested")
 	// ErrExists: a unique name is taken.
 	ErrExists = errors.New("already exists")
+	// ErrRevoked: an admin revoked the agent; none of its certificates is
+	// accepted any more, and only a new enrolment (a new token, a new
+	// agent id) brings the host back.
+	ErrRevoked = errors.New("agent revoked")
+	// ErrSequenceReused: a batch reuses sequence numbers the hub holds for
+	// other records (the agent's spool was restored from a backup).
+	ErrSequenceReused = errors.New("sequence numbers reused for different records")
 )
+
+// DefaultGroup is the host group of enrolment tokens created without one.
+const DefaultGroup = "default"
+
+// ValidGroup reports whether g can name a host group: 1-64 characters of
+// [a-z0-9._-], starting with a letter or digit, so that it is safe in
+// paths, file names and evidence records.
+func ValidGroup(g string) bool {
+	if g == "" || len(g) > 64 {
+		return false
+	}
+	for i, c := range g {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Role is what a user may do. Roles are not a hierarchy except that an
 // admin may do everything an operator may.
@@ -104,7 +132,21 @@ type Agent struct {
 	LastSeen   time.Time `json:"last_seen"`
 	HighWater  uint64    `json:"high_water"`
 	Silent     bool      `json:"silent"`
+	// Revoked is when an admin revoked the agent; zero while it may
+	// connect.
+	Revoked time.Time `json:"revoked,omitzero"`
 	Status
+}
+
+// Policy is a host group's policy as the hub keeps it: the admin's source
+// and the signed note agents receive.
+type Policy struct {
+	Group     string    `json:"group"`
+	Version   string    `json:"version"`
+	Source    []byte    `json:"-"`
+	Signed    []byte    `json:"-"`
+	Updated   time.Time `json:"updated"`
+	UpdatedBy string    `json:"updated_by"`
 }
 
 // EnrollToken is a one-time enrolment token as stored: only its hash.
@@ -139,6 +181,19 @@ type Store interface {
 	// SetCertSerial records the agent's current certificate after rotation.
 	SetCertSerial(ctx context.Context, agentID, serial string) error
 
+	// SetGroup moves an agent to another host group and returns the group
+	// it was in.
+	SetGroup(ctx context.Context, agentID, group string) (old string, err error)
+	// Revoke marks the agent revoked at now; changed is false (and the
+	// agent's first revocation time kept) if it already was.
+	Revoke(ctx context.Context, agentID string, now time.Time) (a Agent, changed bool, err error)
+
+	// PutPolicy stores (replacing) a group's policy.
+	PutPolicy(ctx context.Context, p Policy) error
+	// GroupPolicy returns a group's policy, or ErrNotFound if none was
+	// uploaded for it.
+	GroupPolicy(ctx context.Context, group string) (Policy, error)
+
 	// Agent returns one agent; Agents all of them ordered by host.
 	Agent(ctx context.Context, id string) (Agent, error)
 	Agents(ctx context.Context) ([]Agent, error)
@@ -159,6 +214,9 @@ type Store interface {
 	Ingest(ctx context.Context, now time.Time, batches []Batch) ([]IngestResult, error)
 	// RecordsAfter returns up to limit stored records with RID > rid.
 	RecordsAfter(ctx context.Context, rid int64, limit int) ([]StoredRecord, error)
+	// AgentRecords returns the agent's stored records with from <= Seq <=
+	// to, in Seq order.
+	AgentRecords(ctx context.Context, agentID string, from, to uint64) ([]Record, error)
 	// RecordCount returns how many records the agent has stored.
 	RecordCount(ctx context.Context, agentID string) (int64, error)
 

@@ -47,3 +47,16 @@ func TestRoles(t *testing.T) {
 		t.Error("unknown role accepted")
 	}
 }
+
+func TestValidGroup(t *testing.T) {
+	for g, want := range map[string]bool{
+		"default": true, "web": true, "db-eu.1_a": true, "0": true,
+		"": false, "Web": false, "-web": false, ".x": false, "a/b": false, "a b": false, "é": false,
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd":  true,
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcde": false,
+	} {
+		if got := ValidGroup(g); got != want {
+			t.Errorf("ValidGroup(%q) = %v, want %v", g, got, want)
+		}
+	}
+}

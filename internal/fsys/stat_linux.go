@@ -141,7 +141,7 @@ func wantXattrs(what fim.AttrSet) bool {
 }
 
 func entryFromStat(path string, st *unix.Stat_t) *fim.Entry {
-	return &fim.Entry{
+	e := &fim.Entry{
 		Path:  path,
 		Type:  fileType(st.Mode),
 		Size:  st.Size,
@@ -154,6 +154,10 @@ func entryFromStat(path string, st *unix.Stat_t) *fim.Entry {
 		Dev:   st.Dev,
 		Nlink: uint64(st.Nlink),
 	}
+	if e.Type.IsDevice() {
+		e.Rdev = &fim.DevNumber{Major: unix.Major(uint64(st.Rdev)), Minor: unix.Minor(uint64(st.Rdev))}
+	}
+	return e
 }
 
 func fileType(mode uint32) fim.FileType {

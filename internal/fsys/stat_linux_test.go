@@ -166,8 +166,21 @@ func TestLstatDevice(t *testing.T) {
 	if err := unix.Mknod(p, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
 		t.Skipf("mknod not permitted here: %v", err)
 	}
-	if e := mustLstat(t, p); e.Type != fim.TypeCharDev || e.Mode != 0o600 {
-		t.Fatalf("got %v %o", e.Type, e.Mode)
+	if e := mustLstat(t, p); e.Type != fim.TypeCharDev || e.Mode != 0o600 || e.RdevString() != "1:3" {
+		t.Fatalf("got %v %o rdev %q", e.Type, e.Mode, e.RdevString())
+	}
+	// A block device with a major and minor beyond the old 8-bit
+	// encodings, to check the split of st_rdev.
+	b := filepath.Join(dir, "blk")
+	if err := unix.Mknod(b, unix.S_IFBLK|0o660, int(unix.Mkdev(259, 70000))); err != nil {
+		t.Fatalf("mknod block device: %v", err)
+	}
+	if e := mustLstat(t, b); e.Type != fim.TypeBlockDev || e.RdevString() != "259:70000" {
+		t.Fatalf("block device: got %v rdev %q", e.Type, e.RdevString())
+	}
+	// Only devices carry a number.
+	if e := mustLstat(t, dir); e.Rdev != nil {
+		t.Fatalf("directory has rdev %v", e.Rdev)
 	}
 	_, err := Hash(t.Context(), p, nil, HashRequest{Alg: fim.SHA256})
 	if !errors.Is(err, ErrNotRegular) {

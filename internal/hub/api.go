@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/vigilfim/vigil/internal/evidence"
 	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/fleetca"
@@ -60,6 +58,10 @@ func (h *Hub) Routes() []Route {
 		r("POST", "/api/v1/users", adminOnly, h.createUser),
 		r("GET", "/api/v1/hosts", anyUser, h.listHosts),
 		r("GET", "/api/v1/hosts/{id}", anyUser, h.getHost),
+		r("PUT", "/api/v1/hosts/{id}/group", adminOnly, h.setGroup),
+		r("POST", "/api/v1/hosts/{id}/revoke", adminOnly, h.revoke),
+		r("GET", "/api/v1/groups/{group}/policy", anyUser, h.getPolicy),
+		r("PUT", "/api/v1/groups/{group}/policy", adminOnly, h.putPolicy),
 	}
 }
 
@@ -69,7 +71,11 @@ func (h *Hub) Handler() http.Handler {
 	for _, rt := range h.Routes() {
 		fn := rt.handler
 		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
+			err := h.throttled(sourceKey(r))
+			if err == nil {
+				err = fn(w, r)
+			}
+			if err != nil {
 				status, internal := writeError(w, err)
 				if internal {
 					h.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
@@ -121,6 +127,12 @@ func (h *Hub) guard(a access, fn func(http.ResponseWriter, *http.Request) error)
 				if errors.Is(err, fleet.ErrNotFound) {
 					err = fleetca.ErrForeign
 				}
+				// Checked on every request, from the database: a revoked
+				// agent is refused on its open connections too, and by
+				// every hub sharing the database.
+				if err == nil && !ag.Revoked.IsZero() {
+					err = fleet.ErrRevoked
+				}
 				if err == nil {
 					r = r.WithContext(context.WithValue(r.Context(), keyAgent, ag))
 				}
@@ -129,9 +141,15 @@ func (h *Hub) guard(a access, fn func(http.ResponseWriter, *http.Request) error)
 				h.refuse(r.Context(), r, id, err)
 				return err
 			}
+			// The agent's own bucket: its refusals (replays, malformed
+			// batches) are charged to it rather than to its address.
+			if err := h.throttled(sourceKey(r)); err != nil {
+				return err
+			}
 		case anyUser, adminOnly:
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok {
+				h.refuse(r.Context(), r, "", errUnauthorized)
 				return errUnauthorized
 			}
 			u, err := h.store.UserByToken(r.Context(), hashToken(tok))
@@ -153,8 +171,13 @@ func (h *Hub) guard(a access, fn func(http.ResponseWriter, *http.Request) error)
 
 // refuse records a refused request in the evidence log: failed
 // authentication and malformed input are security events. A failure to
-// record is logged; the request is refused either way.
+// record is logged; the request is refused either way. Past the source's
+// refusal budget (ratelimit.go) the refusal is only counted, and a summary
+// record per source replaces the individual ones.
 func (h *Hub) refuse(ctx context.Context, r *http.Request, who string, reason error) {
+	if !h.limit.fail(sourceKey(r), reason.Error()) {
+		return
+	}
 	body := map[string]string{"event": "request_refused", "method": r.Method, "path": r.URL.Path,
 		"remote": r.RemoteAddr, "reason": reason.Error()}
 	if who != "" {
@@ -273,15 +296,20 @@ func (h *Hub) ingestRecords(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		err = validateBatch(req.Records)
 	}
+	if err == nil {
+		err = h.checkReuse(r.Context(), ag, req.Records)
+	}
 	if err != nil {
-		h.refuse(r.Context(), r, ag.ID, err)
+		if _, client := classify(err); client {
+			h.refuse(r.Context(), r, ag.ID, err)
+		}
 		return err
 	}
 	res := h.submit(r.Context(), fleet.Batch{AgentID: ag.ID, Records: req.Records})
 	if res.Err != nil {
 		if errors.Is(res.Err, fleet.ErrReplay) || errors.Is(res.Err, fleet.ErrSequenceGap) {
 			h.refuse(r.Context(), r, ag.ID, res.Err)
-			return &hwError{res.Err, res.HighWater}
+			return &hwError{err: res.Err, hw: res.HighWater}
 		}
 		return res.Err
 	}
@@ -376,13 +404,20 @@ func (h *Hub) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, HeartbeatResponse{IntervalSeconds: int(h.opts.Heartbeat / time.Second)})
+	version, err := h.groupPolicyVersion(r.Context(), ag.Group)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, HeartbeatResponse{IntervalSeconds: int(h.opts.Heartbeat / time.Second), PolicyVersion: version})
 	return nil
 }
 
-// HeartbeatResponse tells the agent how often to report.
+// HeartbeatResponse tells the agent how often to report and which policy
+// version its group has: an agent running another one fetches the policy
+// again and applies it.
 type HeartbeatResponse struct {
-	IntervalSeconds int `json:"interval_seconds"`
+	IntervalSeconds int    `json:"interval_seconds"`
+	PolicyVersion   string `json:"policy_version,omitempty"`
 }
 
 // PolicyDocument is the signed text an agent receives: the note's text is
@@ -395,14 +430,9 @@ type PolicyDocument struct {
 
 func (h *Hub) servePolicy(w http.ResponseWriter, r *http.Request) error {
 	ag := r.Context().Value(keyAgent).(fleet.Agent)
-	doc := PolicyDocument{Group: ag.Group, Version: policyVersion(h.policy), Policy: string(h.policy)}
-	text, err := json.Marshal(doc)
+	signed, _, err := h.groupPolicy(r.Context(), ag.Group)
 	if err != nil {
-		return fmt.Errorf("encode policy: %w", err)
-	}
-	signed, err := note.Sign(&note.Note{Text: string(text) + "\n"}, h.key.Signer())
-	if err != nil {
-		return fmt.Errorf("sign policy: %w", err)
+		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(signed)
@@ -466,7 +496,10 @@ func (h *Hub) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Group == "" {
-		req.Group = "default"
+		req.Group = fleet.DefaultGroup
+	}
+	if !fleet.ValidGroup(req.Group) {
+		return badRequest("group names are 1-64 characters of a-z, 0-9, '.', '_', '-'")
 	}
 	ttl := time.Duration(req.TTLSeconds) * time.Second
 	if req.TTLSeconds < 0 || ttl > 30*24*time.Hour {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/vigilfim/vigil/internal/fleet"
 	"github.com/vigilfim/vigil/internal/fleetca"
@@ -16,6 +17,7 @@ var (
 	errUnauthorized = errors.New("authentication required")
 	errForbidden    = errors.New("not allowed for this role")
 	errMethod       = errors.New("method not allowed")
+	errThrottled    = errors.New("too many refused requests; retry later")
 )
 
 // statusEntry is one row of the error table: the status and the stable
@@ -43,14 +45,23 @@ var statusTable = []statusEntry{
 	{fleet.ErrExists, http.StatusConflict, "exists"},
 	{fleet.ErrReplay, http.StatusConflict, "replay"},
 	{fleet.ErrSequenceGap, http.StatusConflict, "sequence_gap"},
+	{fleet.ErrSequenceReused, http.StatusConflict, "sequence_reused"},
+	{fleet.ErrRevoked, http.StatusForbidden, "revoked"},
+	{errInvalidPolicy, http.StatusBadRequest, "invalid_policy"},
+	{errThrottled, http.StatusTooManyRequests, "throttled"},
 }
 
 // ErrorBody is the JSON body of every error response. HighWater is set on
-// ingestion refusals so an agent can resynchronise.
+// ingestion refusals so an agent can resynchronise; DivergedAt on
+// sequence_reused refusals (the first sequence number whose record differs
+// from the hub's); Details on invalid_policy refusals (one
+// file:line:col: message per problem).
 type ErrorBody struct {
-	Error     string  `json:"error"`
-	Code      string  `json:"code"`
-	HighWater *uint64 `json:"high_water,omitempty"`
+	Error      string   `json:"error"`
+	Code       string   `json:"code"`
+	HighWater  *uint64  `json:"high_water,omitempty"`
+	DivergedAt *uint64  `json:"diverged_at,omitempty"`
+	Details    []string `json:"details,omitempty"`
 }
 
 // classify returns the table entry for err.
@@ -65,8 +76,9 @@ func classify(err error) (statusEntry, bool) {
 
 // hwError carries a high-water mark with an ingestion refusal.
 type hwError struct {
-	err error
-	hw  uint64
+	err      error
+	hw       uint64
+	diverged uint64
 }
 
 func (e *hwError) Error() string { return e.err.Error() }
@@ -88,6 +100,10 @@ func badRequest(detail string) error { return &detailError{errBadRequest, detail
 // the handlers chose to expose reach the client.
 func writeError(w http.ResponseWriter, err error) (status int, internal bool) {
 	status, body, internal := errorBody(err)
+	var te *throttleError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(te.retryAfter))
+	}
 	writeJSON(w, status, body)
 	return status, internal
 }
@@ -106,6 +122,13 @@ func errorBody(err error) (status int, body ErrorBody, internal bool) {
 		var hw *hwError
 		if errors.As(err, &hw) {
 			body.HighWater = &hw.hw
+			if hw.diverged != 0 {
+				body.DivergedAt = &hw.diverged
+			}
+		}
+		var pe *policyError
+		if errors.As(err, &pe) {
+			body.Details = pe.lines
 		}
 	}
 	return e.status, body, !ok

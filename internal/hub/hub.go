@@ -1,9 +1,11 @@
 // Package hub is Vigil's fleet server (`vigil server`): an HTTPS JSON API
 // under /api/v1 that enrols agents with one-time tokens, issues their client
-// certificates from the hub's CA, serves them a signed policy, and ingests
-// the change records and health events they stream, idempotently, into the
-// store and the evidence log. It also keeps the host inventory and raises an
-// alert when an agent falls silent.
+// certificates from the hub's CA, serves each the signed policy of its host
+// group, and ingests the change records and health events they stream,
+// idempotently, into the store and the evidence log. It also keeps the host
+// inventory, raises an alert when an agent falls silent, revokes agents,
+// throttles sources of refused requests, and shares one PostgreSQL database
+// with other hubs.
 //
 // The handlers return errors; one table (errors.go) maps them to HTTP
 // statuses, and nothing internal reaches a client. docs/fleet.md describes
@@ -74,6 +76,12 @@ type Options struct {
 	// Heartbeat and Missed define agent silence.
 	Heartbeat time.Duration
 	Missed    int
+	// RefusalBurst and RefusalEvery limit refused requests per source:
+	// RefusalBurst are recorded one by one, then the source gets 429 until
+	// it earns one back every RefusalEvery. Defaults DefaultRefusalBurst
+	// and DefaultRefusalEvery.
+	RefusalBurst int
+	RefusalEvery time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 	// Log receives operational messages; discarded if nil.
@@ -104,6 +112,9 @@ type Hub struct {
 	quit    chan struct{} // closed when the committer stopped
 	wake    chan struct{}
 	logger  *slog.Logger
+	limit   *limiter
+	// leaser elects the relaying hub when several share the database.
+	leaser relayLeaser
 
 	streamMu      sync.Mutex
 	streams       map[string]*stream // by agent id
@@ -129,6 +140,12 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 	if opts.Missed <= 0 {
 		opts.Missed = DefaultMissed
 	}
+	if opts.RefusalBurst <= 0 {
+		opts.RefusalBurst = DefaultRefusalBurst
+	}
+	if opts.RefusalEvery <= 0 {
+		opts.RefusalEvery = DefaultRefusalEvery
+	}
 	logger := opts.Log
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -137,7 +154,8 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("create hub directory: %w", err)
 	}
 	h := &Hub{opts: opts, logger: logger, ingest: make(chan *ingestReq, maxGroup),
-		quit: make(chan struct{}), wake: make(chan struct{}, 1), streams: make(map[string]*stream)}
+		quit: make(chan struct{}), wake: make(chan struct{}, 1), streams: make(map[string]*stream),
+		limit: newLimiter(opts.RefusalBurst, opts.RefusalEvery, opts.Now)}
 	var err error
 	if h.ca, err = fleetca.LoadOrCreate(filepath.Join(opts.Dir, "ca"), opts.Now); err != nil {
 		return nil, fmt.Errorf("open hub ca: %w", err)
@@ -158,7 +176,10 @@ func Open(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("load hub policy: %w", err)
 	}
 	if strings.HasPrefix(opts.DB, "postgres://") || strings.HasPrefix(opts.DB, "postgresql://") {
-		h.store, err = postgres.Open(ctx, opts.DB)
+		var pg *postgres.DB
+		if pg, err = postgres.Open(ctx, opts.DB); err == nil {
+			h.store, h.leaser = pg, pg
+		}
 	} else if opts.DB == "" {
 		h.store, err = sqlite.Open(ctx, filepath.Join(opts.Dir, "hub.sqlite"))
 	} else {
@@ -250,6 +271,7 @@ func (h *Hub) Serve(ctx context.Context) error {
 	g.Go(func() error { return h.relay(gctx, h.wake) })
 	g.Go(func() error { return h.watchSilence(gctx) })
 	g.Go(func() error { return ignoreCanceled(h.cpr.Run(gctx)) })
+	g.Go(func() error { return h.refusalFlusher(gctx) })
 	// Streams never go idle by themselves: end them (after their last
 	// acks) when shutting down.
 	srv.RegisterOnShutdown(h.stopStreams)
@@ -346,7 +368,12 @@ func (h *Hub) CheckSilence(ctx context.Context) error {
 }
 
 func (h *Hub) recordHost(ctx context.Context, kind, host string, body any) error {
-	r, err := evidence.NewRecord(kind, h.opts.Now(), host, "vigil/hub", body)
+	return h.recordHostActor(ctx, kind, host, "vigil/hub", body)
+}
+
+// recordHostActor appends one event about a host, done by actor.
+func (h *Hub) recordHostActor(ctx context.Context, kind, host, actor string, body any) error {
+	r, err := evidence.NewRecord(kind, h.opts.Now(), host, actor, body)
 	if err != nil {
 		return fmt.Errorf("record %s evidence: %w", kind, err)
 	}

@@ -22,6 +22,13 @@ import (
 // enrolled starts a hub, enrols one agent and returns an mTLS client for it.
 func enrolled(t *testing.T, opts hub.Options) (*fleettest.Hub, string, agent.State, *http.Client) {
 	t.Helper()
+	h, admin, st, c, _ := enrolledIn(t, opts)
+	return h, admin, st, c
+}
+
+// enrolledIn is enrolled that also returns the agent's directory.
+func enrolledIn(t *testing.T, opts hub.Options) (*fleettest.Hub, string, agent.State, *http.Client, string) {
+	t.Helper()
 	h := fleettest.StartHub(t, "", "", opts)
 	admin := h.AdminToken
 	if admin == "" {
@@ -36,7 +43,7 @@ func enrolled(t *testing.T, opts hub.Options) (*fleettest.Hub, string, agent.Sta
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, admin, st, fleettest.Client(h.CA().Pool(), &cert)
+	return h, admin, st, fleettest.Client(h.CA().Pool(), &cert), dir
 }
 
 func batch(from, to uint64) hub.IngestRequest {

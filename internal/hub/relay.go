@@ -51,8 +51,23 @@ type ingestedBody struct {
 	Record json.RawMessage `json:"record"`
 }
 
+// relayFleet is what the relay needs of the fleet store.
+type relayFleet interface {
+	RecordsAfter(ctx context.Context, rid int64, limit int) ([]fleet.StoredRecord, error)
+	Cursor(ctx context.Context, name string) (int64, error)
+	SetCursor(ctx context.Context, name string, v int64) error
+}
+
+// relayTarget is where one relay run reads and appends: the hub's own
+// store and log, or with several hubs the lease's (lease.go).
+type relayTarget struct {
+	st  relayFleet
+	ev  relayStore
+	log evidenceAppender
+}
+
 // recoverCursor finds the last RID already in the log.
-func recoverCursor(ctx context.Context, st fleet.Store, rs relayStore) (int64, error) {
+func recoverCursor(ctx context.Context, st relayFleet, rs relayStore) (int64, error) {
 	rid, err := st.Cursor(ctx, cursorRID)
 	if err != nil {
 		return 0, err
@@ -88,23 +103,33 @@ func recoverCursor(ctx context.Context, st fleet.Store, rs relayStore) (int64, e
 	return rid, nil
 }
 
-// relay runs until ctx ends, appending records whenever wake fires. When
-// ctx ends it drains what is committed (Serve stops it only after every
-// request finished), so a clean shutdown leaves nothing for the next start.
+// relay runs until ctx ends. On a store of its own (SQLite) the hub
+// relays; on a shared one (PostgreSQL) the hubs elect one (relayLeased).
 func (h *Hub) relay(ctx context.Context, wake <-chan struct{}) error {
+	if h.leaser != nil {
+		return h.relayLeased(ctx, wake)
+	}
+	return h.relayWith(ctx, wake, nil, relayTarget{h.store, h.evStore, h.log})
+}
+
+// relayWith runs until ctx ends, appending records whenever wake or poll
+// fires. When ctx ends it drains what is committed (Serve stops it only
+// after every request finished), so a clean shutdown leaves nothing for
+// the next start.
+func (h *Hub) relayWith(ctx context.Context, wake <-chan struct{}, poll <-chan time.Time, t relayTarget) error {
 	// Recover even when stopped at once, so the drain below starts from
 	// the right place.
-	rid, err := recoverCursor(context.WithoutCancel(ctx), h.store, h.evStore)
+	rid, err := recoverCursor(context.WithoutCancel(ctx), t.st, t.ev)
 	if err != nil {
 		return err
 	}
+	// Statements never see ctx's cancellation: pgx closes a connection
+	// whose query is cancelled, and a lease's connection is the lease.
+	bg := context.WithoutCancel(ctx)
 	for {
-		n, err := h.relayOnce(ctx, &rid)
+		n, err := h.relayOnce(bg, &rid, t)
 		if err != nil {
-			if ctx.Err() == nil {
-				return err
-			}
-			break
+			return err
 		}
 		if n > 0 {
 			continue
@@ -113,17 +138,19 @@ func (h *Hub) relay(ctx context.Context, wake <-chan struct{}) error {
 		case <-ctx.Done():
 		case <-wake:
 			continue
+		case <-poll:
+			continue
 		}
 		break
 	}
 	// Reconcile with the log before draining, in case a cursor write
 	// failed after its append.
 	final := context.WithoutCancel(ctx)
-	if rid, err = recoverCursor(final, h.store, h.evStore); err != nil {
+	if rid, err = recoverCursor(final, t.st, t.ev); err != nil {
 		return err
 	}
 	for {
-		n, err := h.relayOnce(final, &rid)
+		n, err := h.relayOnce(final, &rid, t)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -132,8 +159,8 @@ func (h *Hub) relay(ctx context.Context, wake <-chan struct{}) error {
 
 // relayOnce appends the next batch of records after *rid and moves the
 // cursor; it returns how many it appended.
-func (h *Hub) relayOnce(ctx context.Context, rid *int64) (int, error) {
-	recs, err := h.store.RecordsAfter(ctx, *rid, relayBatch)
+func (h *Hub) relayOnce(ctx context.Context, rid *int64, t relayTarget) (int, error) {
+	recs, err := t.st.RecordsAfter(ctx, *rid, relayBatch)
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
@@ -152,17 +179,17 @@ func (h *Hub) relayOnce(ctx context.Context, rid *int64) (int, error) {
 	// Never cancel an append: one cut short may still commit later, after
 	// the relay decided it had not, and the batch would be appended twice.
 	ctx = context.WithoutCancel(ctx)
-	first, err := h.log.AppendBatch(ctx, ev)
+	first, err := t.log.AppendBatch(ctx, ev)
 	if err != nil {
 		return 0, fmt.Errorf("relay records to evidence: %w", err)
 	}
 	*rid = recs[len(recs)-1].RID
 	// RID first: a crash between the two writes only makes the next start
 	// rescan a few more leaves.
-	if err := h.store.SetCursor(ctx, cursorRID, *rid); err != nil {
+	if err := t.st.SetCursor(ctx, cursorRID, *rid); err != nil {
 		return 0, err
 	}
-	if err := h.store.SetCursor(ctx, cursorSize, int64(first)+int64(len(ev))); err != nil {
+	if err := t.st.SetCursor(ctx, cursorSize, int64(first)+int64(len(ev))); err != nil {
 		return 0, err
 	}
 	return len(recs), nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilfim/vigil/internal/fleet"
+	"github.com/vigilfim/vigil/internal/fleetca"
 )
 
 // The record stream is how agents deliver: one long-lived full-duplex
@@ -43,16 +44,21 @@ const (
 	// standing are checked when a stream opens, so a busy agent that never
 	// idles must reopen to be checked again.
 	streamMaxAge = time.Hour
+	// streamRecheck: a stream re-reads its agent's row before taking
+	// records once this long has passed since the last check, so a
+	// revocation (by any hub sharing the database) stops it within 30 s.
+	streamRecheck = 30 * time.Second
 )
 
 // stream is one open record stream.
 type stream struct {
-	h     *Hub
-	r     *http.Request
-	rc    *http.ResponseController
-	w     http.ResponseWriter
-	agent fleet.Agent
-	until time.Time // end of the stream's life
+	h       *Hub
+	r       *http.Request
+	rc      *http.ResponseController
+	w       http.ResponseWriter
+	agent   fleet.Agent
+	until   time.Time // end of the stream's life
+	checked time.Time // last check of the agent's row
 
 	slots   chan struct{} // batches at the committer, at most streamWindow
 	kick    chan struct{} // a result arrived (coalesced)
@@ -83,7 +89,7 @@ func (h *Hub) ingestStream(w http.ResponseWriter, r *http.Request) error {
 	if err := rc.Flush(); err != nil {
 		return nil // the agent is gone; nothing to answer
 	}
-	s := &stream{h: h, r: r, rc: rc, w: w, agent: ag, until: time.Now().Add(streamMaxAge),
+	s := &stream{h: h, r: r, rc: rc, w: w, agent: ag, until: time.Now().Add(streamMaxAge), checked: time.Now(),
 		slots: make(chan struct{}, streamWindow), kick: make(chan struct{}, 1), final: make(chan struct{})}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0].NotAfter.Before(s.until) {
 		s.until = r.TLS.PeerCertificates[0].NotAfter
@@ -170,14 +176,36 @@ func (s *stream) check(n int, last uint64, rec *fleet.Record) error {
 }
 
 // submit queues one batch for the committer once the stream has a free
-// slot; it reports false if the stream or the hub is stopping.
+// slot; it reports false if the stream or the hub is stopping, or the batch
+// was refused.
 func (s *stream) submit(recs []fleet.Record) bool {
+	if time.Since(s.checked) >= streamRecheck {
+		ag, err := s.h.store.Agent(s.r.Context(), s.agent.ID)
+		if errors.Is(err, fleet.ErrNotFound) {
+			err = fleetca.ErrForeign
+		}
+		if err == nil && !ag.Revoked.IsZero() {
+			err = fleet.ErrRevoked
+		}
+		if err != nil {
+			s.fail(err)
+			return false
+		}
+		s.checked = time.Now()
+	}
+	// A resend overlapping the mark the stream opened with must be the
+	// records the hub holds, not new ones under reused numbers.
+	if err := s.h.checkReuse(s.r.Context(), s.agent, recs); err != nil {
+		s.fail(err)
+		return false
+	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-s.h.quit:
 		return false
 	}
-	req := &ingestReq{batch: fleet.Batch{AgentID: s.agent.ID, Records: recs}, done: s.result}
+	last := recs[len(recs)-1].Seq
+	req := &ingestReq{batch: fleet.Batch{AgentID: s.agent.ID, Records: recs}, done: func(res fleet.IngestResult) { s.result(res, last) }}
 	select {
 	case s.h.ingest <- req:
 		return !s.stopped.Load()
@@ -187,20 +215,23 @@ func (s *stream) submit(recs []fleet.Record) bool {
 	}
 }
 
-// result takes one batch's outcome from the committer. A batch that was
-// entirely stored before (the agent resending what a lost ack did not
-// confirm) acknowledges like a stored one.
-func (s *stream) result(res fleet.IngestResult) {
+// result takes the outcome of one batch, whose last record is last, from
+// the committer. A batch that was entirely stored before (the agent
+// resending what a lost ack did not confirm) acknowledges like a stored
+// one. The ack never goes past the stream's own records: a mark beyond
+// them may cover records the hub has not compared with the agent's (a
+// spool restored from a backup, see checkReuse).
+func (s *stream) result(res fleet.IngestResult, last uint64) {
 	s.mu.Lock()
 	if s.refuse == nil {
 		if res.Err == nil || errors.Is(res.Err, fleet.ErrReplay) {
-			if res.HighWater > s.hw {
-				s.hw, s.unsent = res.HighWater, true
+			if hw := min(res.HighWater, last); hw > s.hw {
+				s.hw, s.unsent = hw, true
 			}
 		} else {
 			err := res.Err
 			if errors.Is(err, fleet.ErrSequenceGap) {
-				err = &hwError{err, res.HighWater}
+				err = &hwError{err: err, hw: res.HighWater}
 			}
 			s.refuse = err
 		}
@@ -217,7 +248,9 @@ func (s *stream) result(res fleet.IngestResult) {
 // what was queued before it.
 func (s *stream) fail(err error) {
 	s.mu.Lock()
-	s.readFail = err
+	if s.readFail == nil {
+		s.readFail = err
+	}
 	s.mu.Unlock()
 }
 

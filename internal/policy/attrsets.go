@@ -16,7 +16,10 @@ type builtinSet struct {
 const (
 	permissionAttrs = fim.AttrSet(fim.AttrType) | fim.AttrSet(fim.AttrMode) | fim.AttrSet(fim.AttrUID) |
 		fim.AttrSet(fim.AttrGID) | fim.AttrSet(fim.AttrACL) | fim.AttrSet(fim.AttrXattrs)
-	contentAttrs = fim.AttrSet(fim.AttrType) | fim.AttrSet(fim.AttrSize) | fim.AttrSet(fim.AttrContent)
+	// A device node has no content to hash; which device it opens (rdev)
+	// is what stands for its content, so every set that compares content
+	// compares rdev too. It only ever differs for devices.
+	contentAttrs = fim.AttrSet(fim.AttrType) | fim.AttrSet(fim.AttrSize) | fim.AttrSet(fim.AttrContent) | fim.AttrSet(fim.AttrRdev)
 )
 
 // builtinSets lists the built-in attribute sets. Marshal names a rule's
@@ -25,7 +28,7 @@ const (
 func builtinSets() []builtinSet {
 	return []builtinSet{
 		{"everything", fim.Check{Attrs: fim.AllAttrs},
-			"every attribute Vigil records, including the device number"},
+			"every attribute Vigil records, including the file system's device number"},
 		// dev is left out because device numbers of some file systems
 		// (btrfs subvolumes, LVM, network mounts) change across reboots
 		// without anything on them changing.
@@ -39,7 +42,7 @@ func builtinSets() []builtinSet {
 		{"permissions", fim.Check{Attrs: permissionAttrs},
 			"type, mode, uid, gid, acl, xattrs"},
 		{"content", fim.Check{Attrs: contentAttrs},
-			"type, size, content"},
+			"type, size, content, rdev"},
 		// Logs may grow; a shrink or a rewritten prefix is what tampering
 		// looks like (fim.Diff). Times move with every append.
 		{"growing", fim.Check{Attrs: permissionAttrs | contentAttrs, Growing: true},

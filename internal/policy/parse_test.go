@@ -472,3 +472,26 @@ func TestDocErrorExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceNumberAttribute: rdev is named like any attribute, and every
+// built-in set that compares content compares it (for a device node, which
+// device it opens is its content); permissions does not.
+func TestDeviceNumberAttribute(t *testing.T) {
+	p, err := Parse("rdev.yaml", []byte("version: 1\nname: rdev\nrules:\n  - path: /dev\n    attributes: [rdev]\n  - path: /srv\n    attributes: [+static, -rdev]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Rules[0].Check.Attrs.String(); got != "rdev" {
+		t.Errorf("[rdev] = %s", got)
+	}
+	if p.Rules[1].Check.Attrs.Has(fim.AttrRdev) {
+		t.Error("[+static, -rdev] still has rdev")
+	}
+	for name, want := range map[string]bool{"everything": true, "static": true, "binaries": true, "content": true, "growing": true, "permissions": false} {
+		c, ok := lookupBuiltin(name)
+		if !ok || c.Attrs.Has(fim.AttrRdev) != want {
+			t.Errorf("built-in set %s: has rdev = %v, want %v", name, c.Attrs.Has(fim.AttrRdev), want)
+		}
+	}
+	checkRoundTrip(t, p)
+}

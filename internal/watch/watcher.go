@@ -74,6 +74,7 @@ type Watcher struct {
 	source  Source
 	be      backend
 	who     *whodata.Attributor
+	whoMode whodata.Mode // set before the attributor starts, read by onNotice
 	out     chan Event
 	notices chan Event
 	cancel  context.CancelFunc
@@ -114,6 +115,21 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 		ao := opts.Attribution
 		ao.Roots = roots
 		ao.OnNotice = w.onNotice
+		// Process mode joins by the pid in the event; only fanotify
+		// names it. It is the default there because it costs writers
+		// nothing per file (docs/watch.md).
+		if w.source != SourceFanotify && ao.Mode == whodata.ModeProcess {
+			startup = append(startup, w.health(HealthAttributionDegraded, 0,
+				"who-data mode process needs fanotify events, which name the writer; using mode syscall with "+string(w.source)))
+			ao.Mode = whodata.ModeSyscall
+		}
+		if ao.Mode == "" {
+			ao.Mode = whodata.ModeSyscall
+			if w.source == SourceFanotify {
+				ao.Mode = whodata.ModeProcess
+			}
+		}
+		w.whoMode = ao.Mode
 		if w.who, err = whodata.NewAttributor(ctx, ao); err != nil {
 			w.be.Close()
 			return nil, fmt.Errorf("start attribution: %w", err)
@@ -260,13 +276,18 @@ func (w *Watcher) health(kind HealthKind, dropped uint64, msg string) Event {
 }
 
 // onNotice turns an audit notice into events: losing audit records loses
-// who-data, not changes, but the roots are rescanned all the same so that
-// every change is reported even if its event was what audit choked on.
+// who-data, not changes. In mode syscall the roots are rescanned all the
+// same, so that every change is reported even if its event was what audit
+// choked on. In mode process the lost records are exec and fork records
+// of the whole host (a busy build machine loses some): rescanning every
+// root for them would cost much and find nothing fanotify did not report.
 func (w *Watcher) onNotice(n whodata.Notice) {
 	e := w.health(HealthAttributionDegraded, n.Lost, n.Reason)
 	if n.Kind == whodata.NoticeLost {
 		w.stats.auditLost.Add(n.Lost)
-		e.Health.Roots = w.Roots()
+		if w.whoMode != whodata.ModeProcess {
+			e.Health.Roots = w.Roots()
+		}
 	}
 	select {
 	case w.notices <- e:

@@ -14,8 +14,43 @@ import (
 // is treated as missing.
 const DefaultGrace = 250 * time.Millisecond
 
+// Mode says what Vigil asks audit to record, and so how a change is joined
+// to the process that made it.
+type Mode string
+
+// Attribution modes.
+const (
+	// ModeProcess audits process lifecycles only: execve, fork/clone and
+	// the setuid family. A change is attributed through the pid its file
+	// event names, looked up in the identities those records give (or in
+	// /proc for processes older than the rules). The writer pays nothing
+	// per file operation, and short-lived processes are still identified
+	// from their exec or fork record. It needs an event source that names
+	// the pid (fanotify).
+	ModeProcess Mode = "process"
+	// ModeSyscall audits every write and attribute change under the roots
+	// (auditctl -w ROOT -p wa): each record names the exact syscall, path
+	// and identity, which joins changes by path even when the event source
+	// names no pid (inotify), at a cost per file operation paid by every
+	// writer (docs/performance.md).
+	ModeSyscall Mode = "syscall"
+)
+
+// ParseMode checks a mode given on the command line or in a policy.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeProcess, ModeSyscall:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown attribution mode %q (want %s or %s)", s, ModeProcess, ModeSyscall)
+}
+
 // Options configure an Attributor.
 type Options struct {
+	// Mode selects what audit records; default ModeSyscall, which works
+	// with any event source. Watchers whose events carry the writer's pid
+	// choose ModeProcess.
+	Mode Mode
 	// Roots are the trees to install audit watch rules for.
 	Roots []string
 	// DisableAudit attributes from /proc only (no audit rules, no
@@ -41,6 +76,7 @@ type Attributor struct {
 	proc     procReader
 	users    *userNames
 	grace    time.Duration
+	mode     Mode
 	audit    *auditSource
 	noAudit  string // why audit is not used, "" when it is
 	failed   atomic.Bool
@@ -71,7 +107,14 @@ func NewAttributor(ctx context.Context, opts Options) (*Attributor, error) {
 		a.noAudit = "audit disabled by configuration"
 		return a, nil
 	}
-	cfg := auditConfig{roots: opts.Roots, key: opts.AuditKey, lockPath: opts.AuditLock}
+	if opts.Mode == "" {
+		opts.Mode = ModeSyscall
+	}
+	if _, err := ParseMode(string(opts.Mode)); err != nil {
+		return nil, err
+	}
+	a.mode = opts.Mode
+	cfg := auditConfig{mode: opts.Mode, roots: opts.Roots, key: opts.AuditKey, lockPath: opts.AuditLock}
 	if cfg.key == "" {
 		cfg.key = DefaultAuditKey
 	}
@@ -104,47 +147,147 @@ func (a *Attributor) AuditStatus() (active bool, reason string) {
 	return a.audit != nil, a.noAudit
 }
 
-// Attribute returns who made the change q describes. It waits up to the
-// grace period past q.Until for a matching audit record, then falls back
-// to /proc for q.PID, and otherwise returns an explicit unavailable Who.
-// It never returns nil.
+// Attribute returns who made the change q describes. It never returns nil.
+//
+// In ModeSyscall it waits up to the grace period past q.Until for the audit
+// record of the change, then falls back to /proc for q.PID, and otherwise
+// returns an explicit unavailable Who. In ModeProcess it looks q.PID up
+// among the identities recorded at exec and fork, then in /proc, and only
+// then waits for a late exec or fork record.
 func (a *Attributor) Attribute(ctx context.Context, q Query) *Who {
 	// The kernel does not audit the audit listener's own syscalls, so a
 	// change by this process has no record to wait for.
 	self := a.audit != nil && a.audit.listener && q.PID == os.Getpid()
-	if a.audit != nil && !a.failed.Load() && !self {
-		deadline := q.Until.Add(a.grace)
-		var timer *time.Timer
-		for {
-			wait := time.Until(deadline)
-			r, old, changed := a.idx.lookup(q, wait > 0)
-			if r != nil && (!old || a.stillRuns(r)) {
-				return r.who.Clone()
-			}
-			if changed == nil {
-				break
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-				defer timer.Stop()
-			}
-			woken := false
-			select {
-			case <-changed.c:
-				woken = true
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-			a.idx.cancelWait(q, changed)
-			if ctx.Err() != nil {
-				return Unavailable("attribution cancelled")
-			}
-			if !woken {
-				break
-			}
+	auditing := a.audit != nil && !a.failed.Load() && !self
+	if a.mode == ModeProcess {
+		return a.attributeProcess(ctx, q, auditing)
+	}
+	if auditing {
+		r, old, err := a.await(ctx, q)
+		if err != nil {
+			return Unavailable("attribution cancelled")
+		}
+		if r != nil && (!old || a.stillRuns(r)) {
+			return r.who.Clone()
 		}
 	}
 	return a.fromProc(q.PID)
+}
+
+// attributeProcess is Attribute in ModeProcess.
+func (a *Attributor) attributeProcess(ctx context.Context, q Query, auditing bool) *Who {
+	if q.PID == 0 {
+		return Unavailable("the event source does not name the process")
+	}
+	if q.PID == os.Getpid() {
+		return a.fromProc(q.PID)
+	}
+	if auditing {
+		synced := a.audit.barrier != nil && a.audit.barrier.sync(ctx, q.Until, a.grace)
+		if r, _, _ := a.idx.lookup(q, false); r != nil {
+			if !synced {
+				r = a.settle(ctx, q.PID, r)
+			}
+			return r.who.Clone()
+		}
+	}
+	// Not recorded: a process that started before the rules (or audit is
+	// not in use). Its identity is read once and kept, so a long writer
+	// costs one /proc read, not one per file; its next exec or fork
+	// record supersedes it.
+	// An exiting process still has /proc/PID but no exe: not enough.
+	if w, err := a.proc.read(q.PID); err == nil && w.Exe != "" {
+		w.Attribution = AttributionProc
+		w.Reason = a.procReason("the process started before vigil's audit rules")
+		a.users.fill(w)
+		if auditing {
+			a.idx.add(&record{time: time.Now(), who: *w, life: lifeProc})
+		}
+		return w.Clone()
+	}
+	if auditing {
+		// Exited already: its exec or fork record may be on its way.
+		r, _, err := a.await(ctx, q)
+		if err != nil {
+			return Unavailable("attribution cancelled")
+		}
+		if r != nil {
+			return a.settle(ctx, q.PID, r).who.Clone()
+		}
+	}
+	u := Unavailable(a.procReason("no exec or fork record of the process") + "; the process exited before it could be identified")
+	u.PID = q.PID
+	return u
+}
+
+// settleWait bounds the wait for the exec that usually follows a fork or a
+// setuid. Audit delivered records with p99 12 ms here (docs/watch.md);
+// waiting longer would only delay a process that forked and never exec'd.
+const settleWait = 50 * time.Millisecond
+
+// settle returns the identity pid had at the change, given its newest
+// record r. A fork or setuid record is usually followed within
+// milliseconds by an exec whose record may still be in flight: if the
+// process still runs, /proc says whether it exec'd since; if it is gone,
+// wait briefly for a newer record.
+func (a *Attributor) settle(ctx context.Context, pid int, r *record) *record {
+	if r.life == 0 || r.life.settled() {
+		return r
+	}
+	if exe, err := a.proc.exe(pid); err == nil {
+		if exe == r.who.Exe {
+			return r
+		}
+		// It runs another image now: its exec record is due.
+	}
+	timer := time.NewTimer(settleWait)
+	defer timer.Stop()
+	for {
+		n, w := a.idx.newer(pid, r, true)
+		if n != nil {
+			return n
+		}
+		select {
+		case <-w.c:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		a.idx.cancelWait(Query{PID: pid}, w)
+		return r
+	}
+}
+
+// await looks q up, waiting up to the grace period past q.Until for a
+// record to arrive. err is set only when ctx ends.
+func (a *Attributor) await(ctx context.Context, q Query) (r *record, old bool, err error) {
+	deadline := q.Until.Add(a.grace)
+	var timer *time.Timer
+	for {
+		wait := time.Until(deadline)
+		r, old, changed := a.idx.lookup(q, wait > 0)
+		if r != nil || changed == nil {
+			return r, old, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		woken := false
+		select {
+		case <-changed.c:
+			woken = true
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		a.idx.cancelWait(q, changed)
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		if !woken {
+			return nil, false, nil
+		}
+	}
 }
 
 // stillRuns checks that the process of an old record still runs the same
@@ -154,15 +297,22 @@ func (a *Attributor) stillRuns(r *record) bool {
 	return err == nil && exe == r.who.Exe
 }
 
-func (a *Attributor) fromProc(pid int) *Who {
-	why := "no audit record matched"
+// procReason says why /proc, not audit, identifies a process; why is the
+// reason when audit is working.
+func (a *Attributor) procReason(why string) string {
 	switch {
-	case pid != 0 && pid == os.Getpid():
-		why = "change made by vigil itself, which audit does not record"
 	case a.failed.Load():
 		why = "audit stopped working"
 	case a.audit == nil:
 		why = "audit not in use (" + a.noAudit + ")"
+	}
+	return why
+}
+
+func (a *Attributor) fromProc(pid int) *Who {
+	why := a.procReason("no audit record matched")
+	if pid != 0 && pid == os.Getpid() {
+		why = "change made by vigil itself, which audit does not record"
 	}
 	if pid == 0 {
 		return Unavailable(why + "; the event source does not name the process")

@@ -3,10 +3,12 @@
 package whodata
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,10 @@ type auditSource struct {
 	// restoreLimit: the backlog limit was raised and is put back on close.
 	restoreLimit bool
 	oldLimit     uint32
+
+	// barrier orders lookups after the records they depend on; nil when
+	// Vigil reads beside auditd, whose log must not fill with them.
+	barrier *barrier
 
 	raw     chan rawMsg
 	closing atomic.Bool
@@ -117,15 +123,21 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 		}
 		a.restoreWait, a.oldWait = true, int32(st.BacklogWaitTime)
 	}
-	for _, root := range cfg.roots {
-		if err := addWatchRule(a.ctl, root, cfg.key); err != nil {
+	if cfg.mode == ModeProcess {
+		if err := addProcessRules(a.ctl, cfg.key); err != nil {
 			return nil, err
 		}
+	} else {
+		for _, root := range cfg.roots {
+			if err := addWatchRule(a.ctl, root, cfg.key); err != nil {
+				return nil, err
+			}
+		}
 	}
-	re, err := libaudit.NewReassembler(256, 2*time.Second, a)
-	if err != nil {
-		return nil, fmt.Errorf("create audit reassembler: %w", err)
+	if a.listener && cfg.mode == ModeProcess {
+		a.barrier = newBarrier(a.sendUser)
 	}
+	re := newAssembler(2*time.Second, a.complete)
 	a.wg.Add(3)
 	go a.receive()
 	go a.parse(re)
@@ -193,6 +205,49 @@ func addWatchRule(c *libaudit.AuditClient, root, key string) error {
 	}
 	if err := c.AddRule(wf); err != nil && !strings.Contains(err.Error(), "rule exists") {
 		return fmt.Errorf("add audit rule for %s: %w", root, err)
+	}
+	return nil
+}
+
+// processRules are the syscall rules of ModeProcess, per architecture: the
+// calls that start a process image or give a pid a new identity. fork is
+// clone in glibc; clone3 is left out on purpose: glibc uses it for threads
+// (which share their process's pid in fanotify events) and for
+// posix_spawn, which is followed by an audited execve.
+var processRules = []struct{ arch, syscalls string }{
+	{"b64", "execve execveat clone fork vfork setuid setreuid setresuid setfsuid"},
+	{"b32", "execve execveat clone fork vfork setuid32 setreuid32 setresuid32 setfsuid32"},
+}
+
+// addProcessRules adds the ModeProcess rules. Only successful calls are
+// recorded: a failed exec leaves the process as it was.
+func addProcessRules(c *libaudit.AuditClient, key string) error {
+	for i, pr := range processRules {
+		wire, err := rule.Build(&rule.SyscallRule{
+			Type:   rule.AppendSyscallRuleType,
+			List:   "exit",
+			Action: "always",
+			Filters: []rule.FilterSpec{
+				{Type: rule.ValueFilterType, LHS: "arch", Comparator: "=", RHS: pr.arch},
+				{Type: rule.ValueFilterType, LHS: "success", Comparator: "=", RHS: "1"},
+			},
+			Syscalls: strings.Fields(pr.syscalls),
+			Keys:     []string{key},
+		})
+		if err == nil {
+			err = c.AddRule(wire)
+			if err != nil && strings.Contains(err.Error(), "rule exists") {
+				err = nil
+			}
+		}
+		if err != nil {
+			if i > 0 {
+				// 32-bit processes need IA32 emulation; a kernel
+				// without it has none to attribute.
+				continue
+			}
+			return fmt.Errorf("add audit rule for %s process lifecycle: %w", pr.arch, err)
+		}
 	}
 	return nil
 }
@@ -285,7 +340,13 @@ func (a *auditSource) receive() {
 			a.notify(Notice{Kind: NoticeFailed, Reason: fmt.Sprintf("receive audit records: %v", err)})
 			return
 		}
-		if msg.Type < auparse.AUDIT_SYSCALL || msg.Type > auparse.AUDIT_LAST_EVENT {
+		if msg.Type == auparse.AUDIT_USER && a.barrier != nil && bytes.Contains(msg.Data, []byte(barrierTag)) {
+			// Through the same queue as records, so its place in the
+			// stream is kept.
+		} else if msg.Type == auparse.AUDIT_LOGIN && a.cfg.mode == ModeProcess {
+			// A login uid set after exec: process mode has no write
+			// record to carry it.
+		} else if msg.Type < auparse.AUDIT_SYSCALL || msg.Type > auparse.AUDIT_LAST_EVENT {
 			continue // replies, user-space and config messages: not file events
 		}
 		select {
@@ -297,9 +358,8 @@ func (a *auditSource) receive() {
 }
 
 // parse reassembles messages into events and indexes Vigil's records.
-func (a *auditSource) parse(re *libaudit.Reassembler) {
+func (a *auditSource) parse(re *assembler) {
 	defer a.wg.Done()
-	defer re.Close()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -308,18 +368,42 @@ func (a *auditSource) parse(re *libaudit.Reassembler) {
 			if !ok {
 				return
 			}
-			if msg, err := auparse.Parse(m.typ, m.data); err == nil {
-				re.PushMessage(msg)
+			if m.typ == auparse.AUDIT_USER {
+				a.barrier.received([]byte(m.data))
+				continue
 			}
-		case <-tick.C:
-			re.Maintain()
+			if m.typ == auparse.AUDIT_LOGIN {
+				a.login(m.data)
+				continue
+			}
+			if msg, err := auparse.Parse(m.typ, m.data); err == nil {
+				re.push(msg, time.Now())
+			}
+		case now := <-tick.C:
+			re.expire(now, false)
 		}
 	}
 }
 
-// ReassemblyComplete implements libaudit.Stream; it runs on the parse
-// goroutine.
-func (a *auditSource) ReassemblyComplete(msgs []*auparse.AuditMessage) {
+// login applies an AUDIT_LOGIN record to the index.
+func (a *auditSource) login(data string) {
+	msg, err := auparse.Parse(auparse.AUDIT_LOGIN, data)
+	if err != nil {
+		return
+	}
+	d, err := msg.Data()
+	if err != nil || d["res"] == "0" || d["res"] == "failed" {
+		return
+	}
+	pid, err := strconv.Atoi(d["pid"])
+	if err != nil {
+		return
+	}
+	a.idx.login(pid, auditID(d["auid"]), auditID(d["ses"]), msg.Timestamp, a.users)
+}
+
+// complete indexes an assembled event; it runs on the parse goroutine.
+func (a *auditSource) complete(msgs []*auparse.AuditMessage) {
 	r := parseRecord(msgs, a.cfg.key)
 	if r == nil {
 		return
@@ -332,12 +416,6 @@ func (a *auditSource) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 	a.users.fill(&r.who)
 	a.idx.add(r)
 }
-
-// EventsLost implements libaudit.Stream. It is ignored: the reassembler
-// counts gaps in sequence numbers, and the messages Vigil skips (and
-// records that other audit rules produce) make gaps that are not losses.
-// Losses are counted from the kernel's counter and our own queue.
-func (*auditSource) EventsLost(int) {}
 
 // rawMsg is a received message, copied off the socket buffer.
 type rawMsg struct {

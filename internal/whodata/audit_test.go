@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,8 +44,14 @@ func needRoot(t *testing.T) {
 // lockAuditTests.
 func startAttributor(t *testing.T, root string) *Attributor {
 	t.Helper()
+	return startAttributorMode(t, root, ModeSyscall)
+}
+
+func startAttributorMode(t *testing.T, root string, mode Mode) *Attributor {
+	t.Helper()
 	before := auditStatus(t)
 	a, err := NewAttributor(t.Context(), Options{
+		Mode:      mode,
 		Roots:     []string{root},
 		AuditKey:  testKey,
 		AuditLock: filepath.Join(t.TempDir(), "audit.lock"),
@@ -101,6 +108,63 @@ func TestAuditShortLivedWriter(t *testing.T) {
 		t.Errorf("cmdline = %q", w.Cmdline)
 	}
 	t.Logf("who: %+v", *w)
+}
+
+// TestAuditProcessMode attributes a short-lived writer, gone before the
+// lookup, from its exec record alone (no file rules), and a process that
+// forked without exec from the fork record.
+func TestAuditProcessMode(t *testing.T) {
+	needRoot(t)
+	lockAuditTests(t)
+	dir := t.TempDir()
+	a := startAttributorMode(t, dir, ModeProcess)
+	f := filepath.Join(dir, "f")
+	since := time.Now()
+	// setpriv execs sh as uid 65534, so the exec record carries that uid.
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "exec 3>/dev/null; echo $$")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	pid := cmd.Process.Pid
+	w := a.Attribute(t.Context(), Query{Path: f, PID: pid, Since: since, Until: time.Now()})
+	if w.Attribution != AttributionAudit {
+		t.Fatalf("attribution = %+v", w)
+	}
+	if w.PID != pid || w.UID == nil || *w.UID != 65534 || !strings.HasSuffix(w.Exe, "dash") {
+		t.Errorf("who = %+v, want pid %d uid 65534 exe dash", w, pid)
+	}
+	if len(w.Cmdline) != 3 || w.Cmdline[0] != "sh" {
+		t.Errorf("cmdline = %q", w.Cmdline)
+	}
+	_ = out
+
+	// A subshell forks without exec: the child prints its pid and exits.
+	since = time.Now()
+	out, err = exec.Command("sh", "-c", "(sh -c 'echo $PPID')").Output()
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("child pid %q: %v", out, err)
+	}
+	w = a.Attribute(t.Context(), Query{Path: f, PID: child, Since: since, Until: time.Now()})
+	if w.Attribution != AttributionAudit || w.PID != child || w.PPID == 0 || !strings.HasSuffix(w.Exe, "dash") {
+		t.Errorf("forked child: who = %+v", w)
+	}
+
+	// No file rules: a write leaves no record of its own.
+	rules, err := AuditRules(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if strings.Contains(r, "-w ") || strings.Contains(r, "dir=") {
+			t.Errorf("file rule in process mode: %s", r)
+		}
+	}
+	t.Logf("rules: %q", rules)
 }
 
 func TestAuditStaleRulesRemovedAtStart(t *testing.T) {

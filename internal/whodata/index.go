@@ -59,11 +59,74 @@ func (x *index) add(r *record) {
 		}
 		x.byPath[p] = append([]*record{r}, l...)
 	}
-	x.byPID[r.who.PID] = r
+	// Records can complete out of order (a fork's and the child's exec
+	// within a millisecond): the newest identity of a pid wins. An
+	// identity read from /proc and an audit record of the same pid race
+	// (the exec record is in flight while the first change is looked up),
+	// and audit wins either way round.
+	if cur := x.byPID[r.who.PID]; cur == nil || x.supersedes(r, cur) {
+		x.byPID[r.who.PID] = r
+	}
 	x.wake(pidKey(r.who.PID))
 	for _, p := range r.paths {
 		x.wake(p)
 	}
+}
+
+// newer returns the pid's current record when it is not r. Otherwise,
+// with wait, it returns a waiter woken when a record for the pid arrives
+// (cancelWait it with a Query naming the pid).
+func (x *index) newer(pid int, r *record, wait bool) (*record, *waiter) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if cur := x.byPID[pid]; cur != nil && cur != r {
+		return cur, nil
+	}
+	if !wait {
+		return nil, nil
+	}
+	w := &waiter{c: make(chan struct{})}
+	k := pidKey(pid)
+	x.waiters[k] = append(x.waiters[k], w)
+	return nil, w
+}
+
+// forkSlack is how far a fork record may trail its child's own records.
+// With vfork (Go's os/exec, posix_spawn) the parent's clone returns only
+// after the child has exec'd, so the child's exec record comes first and
+// the fork record, stamped the same millisecond or later, must not undo
+// it. A pid reused by a new fork is far older than this.
+const forkSlack = time.Second
+
+func (x *index) supersedes(r, cur *record) bool {
+	if r.life == lifeFork && cur.life != 0 && cur.life != lifeProc && r.time.Sub(cur.time) < forkSlack {
+		return false
+	}
+	rProc, curProc := r.who.Attribution == AttributionProc, cur.who.Attribution == AttributionProc
+	switch {
+	case curProc && !rProc:
+		return true
+	case rProc && !curProc:
+		return false
+	}
+	return !r.time.Before(cur.time)
+}
+
+// login applies a login uid change (an AUDIT_LOGIN record: pam_loginuid
+// writing /proc/self/loginuid) to the pid's current identity. A pid with
+// no identity yet is left alone: /proc will show the new login uid.
+func (x *index) login(pid int, auid, ses *uint32, t time.Time, users *userNames) {
+	x.mu.Lock()
+	cur := x.byPID[pid]
+	x.mu.Unlock()
+	if cur == nil || cur.life == 0 {
+		return
+	}
+	w := cur.who.Clone()
+	w.AUID, w.Session = auid, ses
+	w.LoginUser = ""
+	users.fill(w)
+	x.add(&record{time: t, who: *w, life: lifeCreds})
 }
 
 func (x *index) wake(key string) {
@@ -170,7 +233,17 @@ func (x *index) find(q Query) (r *record, old bool) {
 				return r, !inWindow(r)
 			}
 		}
-		if r := x.byPID[q.PID]; r != nil && inWindow(r) {
+		r := x.byPID[q.PID]
+		switch {
+		case r == nil:
+		case r.life != 0:
+			// An identity holds from its record until the pid's next
+			// one; a record much newer than the change belongs to a
+			// later process that reused the pid.
+			if !r.time.After(q.Until.Add(window)) {
+				return r, false
+			}
+		case inWindow(r):
 			return r, false
 		}
 		return nil, false

@@ -46,6 +46,7 @@ type Notice struct {
 }
 
 type auditConfig struct {
+	mode     Mode
 	roots    []string
 	key      string
 	lockPath string

@@ -17,7 +17,35 @@ type record struct {
 	time  time.Time
 	who   Who
 	paths []string
+	// life marks a ModeProcess record: who.PID took the identity in who
+	// at time (an exec, a fork whose child is who.PID, or a setuid), and
+	// keeps it until its next lifecycle record. 0 for file records.
+	life lifecycleKind
 }
+
+// lifecycleCalls are the syscalls whose records describe a process rather
+// than a file operation (ModeProcess), and what the record means.
+var lifecycleCalls = map[string]lifecycleKind{
+	"execve": lifeExec, "execveat": lifeExec,
+	"clone": lifeFork, "fork": lifeFork, "vfork": lifeFork,
+	"setuid": lifeCreds, "setreuid": lifeCreds, "setresuid": lifeCreds, "setfsuid": lifeCreds,
+	"setuid32": lifeCreds, "setreuid32": lifeCreds, "setresuid32": lifeCreds, "setfsuid32": lifeCreds,
+}
+
+type lifecycleKind int
+
+const (
+	lifeExec  lifecycleKind = iota + 1 // the process runs a new image
+	lifeFork                           // exit is a new process, same identity as the caller
+	lifeCreds                          // the process changed its credentials
+	lifeProc                           // identity read from /proc, not from audit
+)
+
+// settled reports whether nothing usually follows the record closely: a
+// fork is usually followed by an exec, and a setuid by an exec (su, setpriv,
+// sudo), whose records may still be on their way when a change is looked
+// up.
+func (k lifecycleKind) settled() bool { return k == lifeExec || k == lifeProc }
 
 // maxRecordPaths bounds the PATH items kept per record; a rename has four.
 const maxRecordPaths = 8
@@ -31,6 +59,9 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 		cwd   string
 		names []string
 		sys   bool
+		life  lifecycleKind
+		exit  string
+		argv  []string
 	)
 	for _, m := range msgs {
 		switch m.RecordType {
@@ -46,6 +77,7 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 			sys = true
 			r.time = m.Timestamp
 			fillSyscall(d, &r.who)
+			life, exit = lifecycleCalls[d["syscall"]], d["exit"]
 		case auparse.AUDIT_CWD:
 			if d, err := m.Data(); err == nil {
 				cwd = d["cwd"]
@@ -57,7 +89,17 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 				}
 			}
 		case auparse.AUDIT_PROCTITLE:
-			r.who.Cmdline = proctitle(m.RawData)
+			if argv == nil {
+				r.who.Cmdline = proctitle(m.RawData)
+			}
+		case auparse.AUDIT_EXECVE:
+			// The new image's arguments. PROCTITLE is cached per task
+			// by the kernel, so after a setuid in the same process it
+			// still shows the image before the exec.
+			if d, err := m.Data(); err == nil {
+				argv = execveArgs(d)
+				r.who.Cmdline = argv
+			}
 		}
 	}
 	if !sys {
@@ -65,6 +107,19 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 	}
 	r.who.Attribution = AttributionAudit
 	r.who.Cwd = cwd
+	if life != 0 {
+		r.life = life
+		if life == lifeFork {
+			// The record is the parent's; the child starts with the
+			// parent's identity, image and directory.
+			child, err := strconv.Atoi(exit)
+			if err != nil || child <= 0 {
+				return nil
+			}
+			r.who.PPID, r.who.PID = r.who.PID, child
+		}
+		return &r // its PATH items are the executable, not a change
+	}
 	for _, n := range names {
 		if !path.IsAbs(n) {
 			if !path.IsAbs(cwd) {
@@ -78,6 +133,28 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 		}
 	}
 	return &r
+}
+
+// maxArgs bounds the arguments kept from an EXECVE record.
+const maxArgs = 64
+
+// execveArgs returns the arguments of an EXECVE record (argc, a0, a1...;
+// auparse decodes the hex-encoded ones).
+func execveArgs(d map[string]string) []string {
+	n, err := strconv.Atoi(d["argc"])
+	if err != nil || n <= 0 {
+		return nil
+	}
+	n = min(n, maxArgs)
+	argv := make([]string, 0, n)
+	for i := range n {
+		a, ok := d["a"+strconv.Itoa(i)]
+		if !ok {
+			break // split across records (a long argument): keep what came
+		}
+		argv = append(argv, a)
+	}
+	return argv
 }
 
 func hasKey(tags []string, key string) bool {

@@ -110,15 +110,18 @@ func (d *DB) SetCertSerial(ctx context.Context, agentID, serial string) error {
 	return nil
 }
 
-const agentCols = `id, host, grp, cert_serial, enrolled_ns, last_seen_ns, high_water, silent, version, policy_version, baseline_state, watcher_backend, watcher_health, spool_depth`
+const agentCols = `id, host, grp, cert_serial, enrolled_ns, last_seen_ns, high_water, silent, version, policy_version, baseline_state, watcher_backend, watcher_health, spool_depth, revoked_ns`
 
 func scanAgent(sc interface{ Scan(...any) error }) (fleet.Agent, error) {
 	var a fleet.Agent
-	var enr, seen, hw int64
+	var enr, seen, hw, rev int64
 	var silent bool
 	err := sc.Scan(&a.ID, &a.Host, &a.Group, &a.CertSerial, &enr, &seen, &hw, &silent,
-		&a.Version, &a.PolicyVersion, &a.BaselineState, &a.WatcherBackend, &a.WatcherHealth, &a.SpoolDepth)
+		&a.Version, &a.PolicyVersion, &a.BaselineState, &a.WatcherBackend, &a.WatcherHealth, &a.SpoolDepth, &rev)
 	a.Enrolled, a.LastSeen = time.Unix(0, enr).UTC(), time.Unix(0, seen).UTC()
+	if rev != 0 {
+		a.Revoked = time.Unix(0, rev).UTC()
+	}
 	a.HighWater, a.Silent = uint64(hw), silent
 	return a, err
 }
@@ -267,6 +270,15 @@ func (d *DB) Ingest(ctx context.Context, now time.Time, batches []fleet.Batch) (
 		}
 	}
 	if len(copyRows) > 0 {
+		// Records commit in RID order even with several hubs: the relay
+		// reads RIDs past its cursor, so a record whose RID was drawn
+		// before another's but committed after it would be skipped. Taken
+		// after the row locks on the marks and held to commit, the lock
+		// serialises only the COPY and the commit, and cannot deadlock
+		// with them.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.ingest.' || current_schema()))`); err != nil {
+			return nil, fmt.Errorf("ingest: lock record order: %w", err)
+		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"fleet_records"}, []string{"agent_id", "seq", "kind", "time_ns", "body"},
 			pgx.CopyFromRows(copyRows)); err != nil {
 			return nil, fmt.Errorf("ingest: insert records: %w", err)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,7 +29,19 @@ var migrationFiles embed.FS
 
 // DB is an open PostgreSQL store.
 type DB struct {
-	pool *pgxpool.Pool
+	// pool runs the statements: the connection pool, or for a store
+	// returned by Lease.Store the lease's one connection.
+	pool querier
+	// raw is the pool itself, nil for a lease's store.
+	raw *pgxpool.Pool
+}
+
+// querier is what the store's methods use of a pool or a connection.
+type querier interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -42,7 +56,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	d := &DB{pool: pool}
+	d := &DB{pool: pool, raw: pool}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -54,9 +68,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return d, nil
 }
 
-// Close closes the connection pool.
+// Close closes the connection pool (nothing for a lease's store: see
+// Lease.Release).
 func (d *DB) Close() error {
-	d.pool.Close()
+	if d.raw != nil {
+		d.raw.Close()
+	}
 	return nil
 }
 

@@ -33,6 +33,7 @@ type testDB struct {
 	db     *postgres.DB
 	url    string
 	schema string
+	dsn    string // url with the schema as search_path
 }
 
 func (d *testDB) Store() evidence.Store { return d.db }
@@ -98,7 +99,7 @@ func newDB(t *testing.T) storetest.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &testDB{db: db, url: base, schema: schema}
+	return &testDB{db: db, url: base, schema: schema, dsn: u.String()}
 }
 
 func TestConformance(t *testing.T) {

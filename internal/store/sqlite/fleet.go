@@ -115,15 +115,18 @@ func (d *DB) SetCertSerial(ctx context.Context, agentID, serial string) error {
 	return nil
 }
 
-const agentCols = `id, host, grp, cert_serial, enrolled_ns, last_seen_ns, high_water, silent, version, policy_version, baseline_state, watcher_backend, watcher_health, spool_depth`
+const agentCols = `id, host, grp, cert_serial, enrolled_ns, last_seen_ns, high_water, silent, version, policy_version, baseline_state, watcher_backend, watcher_health, spool_depth, revoked_ns`
 
 func scanAgent(sc interface{ Scan(...any) error }) (fleet.Agent, error) {
 	var a fleet.Agent
-	var enr, seen, hw int64
+	var enr, seen, hw, rev int64
 	var silent int
 	err := sc.Scan(&a.ID, &a.Host, &a.Group, &a.CertSerial, &enr, &seen, &hw, &silent,
-		&a.Version, &a.PolicyVersion, &a.BaselineState, &a.WatcherBackend, &a.WatcherHealth, &a.SpoolDepth)
+		&a.Version, &a.PolicyVersion, &a.BaselineState, &a.WatcherBackend, &a.WatcherHealth, &a.SpoolDepth, &rev)
 	a.Enrolled, a.LastSeen = time.Unix(0, enr).UTC(), time.Unix(0, seen).UTC()
+	if rev != 0 {
+		a.Revoked = time.Unix(0, rev).UTC()
+	}
 	a.HighWater, a.Silent = uint64(hw), silent != 0
 	return a, err
 }

@@ -46,6 +46,8 @@ func Run(t *testing.T, newDB NewDB) {
 	t.Run("FleetUsersAndTokens", func(t *testing.T) { testFleetUsersAndTokens(t, fleetStore(t, newDB(t))) })
 	t.Run("FleetIngest", func(t *testing.T) { testFleetIngest(t, fleetStore(t, newDB(t))) })
 	t.Run("FleetHeartbeat", func(t *testing.T) { testFleetHeartbeat(t, fleetStore(t, newDB(t))) })
+	t.Run("FleetGroupsAndRevocation", func(t *testing.T) { testFleetGroupsAndRevocation(t, fleetStore(t, newDB(t))) })
+	t.Run("FleetAgentRecords", func(t *testing.T) { testFleetAgentRecords(t, fleetStore(t, newDB(t))) })
 }
 
 // Keys is a generated log key pair.
