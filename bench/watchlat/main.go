@@ -36,6 +36,7 @@ func main() {
 	dur := flag.Duration("duration", 30*time.Second, "how long to write")
 	tools := flag.String("tools", "inotifywait,vigil", "tools to measure, in order")
 	writer := flag.String("writer", "", "internal: write the files under this directory")
+	watchArgs := flag.String("watch-args", "", "extra arguments for vigil watch, space-separated (e.g. --who-mode=syscall)")
 	flag.Parse()
 	n := *rate * int(*dur/time.Second)
 	if *writer != "" {
@@ -52,7 +53,7 @@ func main() {
 	fmt.Printf("workload: %d writes/s for %s (%d files), close() -> line on the tool's stdout\n", *rate, *dur, n)
 	fmt.Printf("%-12s %8s %8s %8s %8s %8s %s\n", "tool", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "who-data")
 	for _, tool := range strings.Split(*tools, ",") {
-		res, err := measure(tool, *vigil, *parent, *rate, n)
+		res, err := measure(tool, *vigil, *watchArgs, *parent, *rate, n)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "watchlat %s: %v\n", tool, err)
 			os.Exit(1)
@@ -99,7 +100,7 @@ func (r result) String() string {
 	return fmt.Sprintf("%-12s %8s %8s %8s %8s %8d %s", r.tool, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.lost, r.who)
 }
 
-func measure(tool, vigil, parent string, rate, n int) (result, error) {
+func measure(tool, vigil, extraArgs, parent string, rate, n int) (result, error) {
 	dir, err := os.MkdirTemp(parent, "watchlat-")
 	if err != nil {
 		return result{}, err
@@ -124,7 +125,7 @@ func measure(tool, vigil, parent string, rate, n int) (result, error) {
 		if out, err := exec.Command(vigil, "baseline", "--db", db, tree).CombinedOutput(); err != nil {
 			return result{}, fmt.Errorf("baseline: %v: %s", err, out)
 		}
-		cmd = exec.CommandContext(ctx, vigil, "watch", "--db", db, "--json")
+		cmd = exec.CommandContext(ctx, vigil, append([]string{"watch", "--db", db, "--json"}, strings.Fields(extraArgs)...)...)
 	case "inotifywait":
 		cmd = exec.CommandContext(ctx, "inotifywait", "-m", "-r", "-q", "-e", "close_write", "--format", "%w%f", tree)
 		close(ready) // -q: no "established" line; give it a moment below

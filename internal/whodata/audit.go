@@ -4,6 +4,7 @@ package whodata
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"github.com/elastic/go-libaudit/v2/rule"
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilfim/vigil/internal/atomicfile"
 )
 
 const (
@@ -98,17 +101,31 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 	if err := a.openReceiver(st); err != nil {
 		return nil, err
 	}
+	// What to restore at close is what the host had before any Vigil
+	// changed it: a watcher that crashed left its changes in the kernel
+	// and the values it found in the settings file.
+	orig := loadSettings(a.settingsPath())
+	if orig == nil {
+		orig = &auditSettings{Enabled: st.Enabled, BacklogLimit: st.BacklogLimit, BacklogWaitTime: st.BacklogWaitTime}
+		if err := saveSettings(a.settingsPath(), orig); err != nil {
+			return nil, err
+		}
+	}
 	if st.Enabled == 0 {
 		if err := a.ctl.SetEnabled(true, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("enable audit: %w", err)
 		}
-		a.enabledByUs = true
 	}
+	// Beside an auditd (which enables audit itself) Vigil never turns it
+	// off, even if a crashed Vigil found it off.
+	a.enabledByUs = orig.Enabled == 0 && (a.listener || st.Enabled == 0)
 	if a.listener && st.BacklogLimit < backlogLimit {
 		if err := a.ctl.SetBacklogLimit(backlogLimit, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("set audit backlog limit: %w", err)
 		}
-		a.restoreLimit, a.oldLimit = true, st.BacklogLimit
+	}
+	if a.listener && orig.BacklogLimit < backlogLimit {
+		a.restoreLimit, a.oldLimit = true, orig.BacklogLimit
 	}
 	// With a full backlog the kernel makes every audited task wait (60 s
 	// by default) for the listener: a burst of writes in a watched tree
@@ -121,7 +138,9 @@ func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, n
 		if err := a.ctl.SetBacklogWaitTime(0, libaudit.WaitForReply); err != nil {
 			return nil, fmt.Errorf("set audit backlog wait time: %w", err)
 		}
-		a.restoreWait, a.oldWait = true, int32(st.BacklogWaitTime)
+	}
+	if a.listener && orig.BacklogWaitTime != 0 {
+		a.restoreWait, a.oldWait = true, int32(orig.BacklogWaitTime)
 	}
 	if cfg.mode == ModeProcess {
 		if err := addProcessRules(a.ctl, cfg.key); err != nil {
@@ -167,6 +186,40 @@ func (a *auditSource) openReceiver(st *libaudit.AuditStatus) error {
 		return fmt.Errorf("join audit multicast group: %w", err)
 	}
 	a.recv = c
+	return nil
+}
+
+// auditSettings are the kernel audit settings Vigil changes, saved before
+// it changes them so that they are put back even after a crash.
+type auditSettings struct {
+	Enabled         uint32 `json:"enabled"`
+	BacklogLimit    uint32 `json:"backlog_limit"`
+	BacklogWaitTime uint32 `json:"backlog_wait_time"`
+}
+
+// settingsPath is beside the lock: whoever holds the lock owns the file.
+func (a *auditSource) settingsPath() string { return a.cfg.lockPath + ".settings" }
+
+// loadSettings returns the saved settings, or nil if there are none. A
+// file that cannot be read or parsed is treated as absent: it only says
+// what to restore, and the current values are the next best answer.
+func loadSettings(path string) *auditSettings {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var s auditSettings
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
+func saveSettings(path string, s *auditSettings) error {
+	b, _ := json.Marshal(s)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save audit settings: %w", err)
+	}
 	return nil
 }
 
@@ -404,7 +457,11 @@ func (a *auditSource) login(data string) {
 
 // complete indexes an assembled event; it runs on the parse goroutine.
 func (a *auditSource) complete(msgs []*auparse.AuditMessage) {
-	r := parseRecord(msgs, a.cfg.key)
+	key := a.cfg.key
+	if a.cfg.mode == ModeProcess {
+		key = anyLifecycle
+	}
+	r := parseRecord(msgs, key)
 	if r == nil {
 		return
 	}
@@ -493,6 +550,13 @@ func (a *auditSource) release() error {
 			errs = append(errs, fmt.Errorf("close audit control socket: %w", err))
 		}
 		a.ctlMu.Unlock()
+		// Restored: nothing is left to undo. After a failure the file
+		// stays, and the next watcher restores from it.
+		if len(errs) == 0 {
+			if err := os.Remove(a.settingsPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove saved audit settings: %w", err))
+			}
+		}
 	}
 	if a.lock != nil {
 		a.lock.Close() // releases the flock

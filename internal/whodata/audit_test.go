@@ -117,6 +117,23 @@ func TestAuditProcessMode(t *testing.T) {
 	needRoot(t)
 	lockAuditTests(t)
 	dir := t.TempDir()
+	// An execve rule of someone else's ahead of Vigil's (auditd with CIS
+	// rules): the kernel tags records with the first matching rule's key,
+	// and the records must still be used.
+	foreign := testKey + "-foreign"
+	ctl, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := deleteKeyRules(ctl, foreign); err != nil {
+			t.Errorf("delete foreign rules: %v", err)
+		}
+		ctl.Close()
+	})
+	if err := addProcessRules(ctl, foreign); err != nil {
+		t.Fatal(err)
+	}
 	a := startAttributorMode(t, dir, ModeProcess)
 	f := filepath.Join(dir, "f")
 	since := time.Now()
@@ -232,4 +249,60 @@ func auditStatus(t *testing.T) *libaudit.AuditStatus {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestAuditSettingsRestoredAfterCrash plays a watcher that crashed after
+// changing the kernel's audit settings: the next watcher restores the
+// values the crashed one had saved, not the ones it left behind.
+func TestAuditSettingsRestoredAfterCrash(t *testing.T) {
+	needRoot(t)
+	lockAuditTests(t)
+	real := auditStatus(t)
+	if real.PID != 0 {
+		t.Skip("an audit daemon runs; this test plays the listener")
+	}
+	ctl, err := libaudit.NewAuditClient(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	set := func(enabled bool, limit uint32, wait int32) {
+		t.Helper()
+		if err := ctl.SetEnabled(enabled, libaudit.WaitForReply); err != nil {
+			t.Fatal(err)
+		}
+		if err := ctl.SetBacklogLimit(limit, libaudit.WaitForReply); err != nil {
+			t.Fatal(err)
+		}
+		if err := ctl.SetBacklogWaitTime(wait, libaudit.WaitForReply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer set(real.Enabled == 1, real.BacklogLimit, int32(real.BacklogWaitTime))
+
+	lock := filepath.Join(t.TempDir(), "audit.lock")
+	// What the host had, as the crashed watcher saved it, and what it left.
+	if err := saveSettings(lock+".settings", &auditSettings{Enabled: 0, BacklogLimit: 321, BacklogWaitTime: 4321}); err != nil {
+		t.Fatal(err)
+	}
+	set(true, 8192, 0)
+
+	a, err := NewAttributor(t.Context(), Options{Mode: ModeProcess, Roots: []string{t.TempDir()}, AuditKey: testKey, AuditLock: lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := a.AuditStatus(); !ok {
+		a.Close()
+		t.Skipf("needs audit: %s", why)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := auditStatus(t)
+	if st.Enabled != 0 || st.BacklogLimit != 321 || st.BacklogWaitTime != 4321 {
+		t.Errorf("after close: enabled %d limit %d wait %d, want 0 321 4321", st.Enabled, st.BacklogLimit, st.BacklogWaitTime)
+	}
+	if _, err := os.Stat(lock + ".settings"); !os.IsNotExist(err) {
+		t.Errorf("settings file left after a clean close: %v", err)
+	}
 }

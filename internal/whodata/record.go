@@ -50,6 +50,13 @@ func (k lifecycleKind) settled() bool { return k == lifeExec || k == lifeProc }
 // maxRecordPaths bounds the PATH items kept per record; a rename has four.
 const maxRecordPaths = 8
 
+// anyLifecycle as parseRecord's key accepts every exec, fork and setuid
+// record whatever rule produced it. The kernel tags a record with the key
+// of the first rule that matches, so beside an auditd that audits execve
+// itself (CIS benchmarks do) Vigil's own rule never matches; the record
+// is just as good.
+const anyLifecycle = "\x00any-lifecycle"
+
 // parseRecord reduces the messages of one audit event to a record. It
 // returns nil for events that are not file syscalls carrying key: records
 // of other rules (auditd's own, beside which Vigil may run) are ignored.
@@ -70,14 +77,17 @@ func parseRecord(msgs []*auparse.AuditMessage, key string) *record {
 			if err != nil {
 				return nil
 			}
+			life, exit = lifecycleCalls[d["syscall"]], d["exit"]
 			tags, _ := m.Tags()
-			if !hasKey(tags, key) {
+			if !hasKey(tags, key) && (key != anyLifecycle || life == 0) {
+				return nil
+			}
+			if life != 0 && d["success"] == "no" {
 				return nil
 			}
 			sys = true
 			r.time = m.Timestamp
 			fillSyscall(d, &r.who)
-			life, exit = lifecycleCalls[d["syscall"]], d["exit"]
 		case auparse.AUDIT_CWD:
 			if d, err := m.Data(); err == nil {
 				cwd = d["cwd"]
