@@ -139,7 +139,18 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 				"who-data from /proc only, short-lived writers go unattributed: "+why))
 		}
 	}
-	startup = append([]Event{w.health(HealthStarted, 0, fmt.Sprintf("watching %d roots with %s", len(roots), w.source))}, startup...)
+	started := fmt.Sprintf("watching %d roots with %s", len(roots), w.source)
+	switch {
+	case w.who == nil:
+		started += ", without who-data"
+	default:
+		if ok, _ := w.who.AuditStatus(); ok {
+			started += ", who-data from audit in mode " + string(w.whoMode)
+		} else {
+			started += ", who-data from /proc only"
+		}
+	}
+	startup = append([]Event{w.health(HealthStarted, 0, started)}, startup...)
 	for _, e := range startup {
 		w.out <- e // fits: the channel is empty and larger
 	}
