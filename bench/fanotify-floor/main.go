@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fanotify-floor is the least a fanotify watcher can do: it marks
 // a filesystem with the mask `vigil watch` uses, in the same reporting
 // mode, and reads events into a buffer it throws away. Nothing is

@@ -3,8 +3,10 @@
 package whodata
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // errNoAudit: the audit subsystem is Linux's; elsewhere attribution comes
@@ -18,6 +20,8 @@ func openAudit(auditConfig, *index, procReader, *userNames, func(Notice)) (*audi
 }
 
 func (*auditSource) close() error { return nil }
+
+func (*auditSource) sync(context.Context, time.Time, time.Duration) bool { return false }
 
 // AuditRules lists the audit rules tagged key; Linux only.
 func AuditRules(string) ([]string, error) { return nil, errNoAudit }

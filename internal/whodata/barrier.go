@@ -105,6 +105,12 @@ func (b *barrier) received(data []byte) bool {
 	return true
 }
 
+// sync waits for the barrier, if this source has one, until the records
+// queued before t are indexed or timeout passes; it reports whether they are.
+func (a *auditSource) sync(ctx context.Context, t time.Time, timeout time.Duration) bool {
+	return a.barrier != nil && a.barrier.sync(ctx, t, timeout)
+}
+
 // sendUser sends text as an AUDIT_USER message on the control socket. The
 // kernel stamps it with our pid and credentials and queues it behind every
 // record already queued.
