@@ -183,7 +183,7 @@ func (a *Attributor) attributeProcess(ctx context.Context, q Query, auditing boo
 		return a.fromProc(q.PID)
 	}
 	if auditing {
-		synced := a.audit.barrier != nil && a.audit.barrier.sync(ctx, q.Until, a.grace)
+		synced := a.audit.sync(ctx, q.Until, a.grace)
 		if r, _, _ := a.idx.lookup(q, false); r != nil {
 			if !synced {
 				r = a.settle(ctx, q.PID, r)
@@ -196,10 +196,7 @@ func (a *Attributor) attributeProcess(ctx context.Context, q Query, auditing boo
 	// costs one /proc read, not one per file; its next exec or fork
 	// record supersedes it.
 	// An exiting process still has /proc/PID but no exe: not enough.
-	if w, err := a.proc.read(q.PID); err == nil && w.Exe != "" {
-		w.Attribution = AttributionProc
-		w.Reason = a.procReason("the process started before vigil's audit rules")
-		a.users.fill(w)
+	if w, err := a.procWho(q.PID, a.procReason("the process started before vigil's audit rules")); err == nil && w.Exe != "" {
 		if auditing {
 			a.idx.add(&record{time: time.Now(), who: *w, life: lifeProc})
 		}
@@ -247,15 +244,23 @@ func (a *Attributor) settle(ctx context.Context, pid int, r *record) *record {
 		if n != nil {
 			return n
 		}
-		select {
-		case <-w.c:
-			continue
-		case <-timer.C:
-		case <-ctx.Done():
+		if !a.wait(ctx, Query{PID: pid}, w, timer) {
+			return r
 		}
-		a.idx.cancelWait(Query{PID: pid}, w)
-		return r
 	}
+}
+
+// wait waits for w, registered for q, until timer fires or ctx ends, and
+// reports whether w was woken; if not, it is unregistered.
+func (a *Attributor) wait(ctx context.Context, q Query, w *waiter, timer *time.Timer) bool {
+	select {
+	case <-w.c:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	a.idx.cancelWait(q, w)
+	return false
 }
 
 // await looks q up, waiting up to the grace period past q.Until for a
@@ -273,19 +278,8 @@ func (a *Attributor) await(ctx context.Context, q Query) (r *record, old bool, e
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
 		}
-		woken := false
-		select {
-		case <-changed.c:
-			woken = true
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		a.idx.cancelWait(q, changed)
-		if ctx.Err() != nil {
+		if !a.wait(ctx, q, changed, timer) {
 			return nil, false, ctx.Err()
-		}
-		if !woken {
-			return nil, false, nil
 		}
 	}
 }
@@ -317,16 +311,25 @@ func (a *Attributor) fromProc(pid int) *Who {
 	if pid == 0 {
 		return Unavailable(why + "; the event source does not name the process")
 	}
-	w, err := a.proc.read(pid)
+	w, err := a.procWho(pid, why+"; identity read from /proc after the change")
 	if err != nil {
 		u := Unavailable(why + "; the process exited before it could be identified")
 		u.PID = pid
 		return u
 	}
-	w.Attribution = AttributionProc
-	w.Reason = why + "; identity read from /proc after the change"
-	a.users.fill(w)
 	return w
+}
+
+// procWho reads pid's identity from /proc, marked as such with reason.
+func (a *Attributor) procWho(pid int, reason string) (*Who, error) {
+	w, err := a.proc.read(pid)
+	if err != nil {
+		return nil, err
+	}
+	w.Attribution = AttributionProc
+	w.Reason = reason
+	a.users.fill(w)
+	return w, nil
 }
 
 // Close removes Vigil's audit rules and stops the audit listener.

@@ -60,6 +60,9 @@ type auditSource struct {
 	restoreLimit bool
 	oldLimit     uint32
 
+	// recordKey is the key records must carry to be used (parseRecord):
+	// Vigil's own in mode syscall, anyLifecycle in mode process.
+	recordKey string
 	// barrier orders lookups after the records they depend on; nil when
 	// Vigil reads beside auditd, whose log must not fill with them.
 	barrier *barrier
@@ -76,7 +79,10 @@ type auditSource struct {
 // reader), enables audit and adds one watch rule per root.
 func openAudit(cfg auditConfig, idx *index, proc procReader, users *userNames, notify func(Notice)) (_ *auditSource, err error) {
 	a := &auditSource{cfg: cfg, idx: idx, proc: proc, users: users, notify: notify,
-		raw: make(chan rawMsg, rawQueue), done: make(chan struct{})}
+		recordKey: cfg.key, raw: make(chan rawMsg, rawQueue), done: make(chan struct{})}
+	if cfg.mode == ModeProcess {
+		a.recordKey = anyLifecycle
+	}
 	defer func() {
 		if err != nil {
 			a.release()
@@ -393,14 +399,8 @@ func (a *auditSource) receive() {
 			a.notify(Notice{Kind: NoticeFailed, Reason: fmt.Sprintf("receive audit records: %v", err)})
 			return
 		}
-		if msg.Type == auparse.AUDIT_USER && a.barrier != nil && bytes.Contains(msg.Data, []byte(barrierTag)) {
-			// Through the same queue as records, so its place in the
-			// stream is kept.
-		} else if msg.Type == auparse.AUDIT_LOGIN && a.cfg.mode == ModeProcess {
-			// A login uid set after exec: process mode has no write
-			// record to carry it.
-		} else if msg.Type < auparse.AUDIT_SYSCALL || msg.Type > auparse.AUDIT_LAST_EVENT {
-			continue // replies, user-space and config messages: not file events
+		if !a.wanted(msg.Type, msg.Data) {
+			continue
 		}
 		select {
 		case a.raw <- rawMsg{typ: msg.Type, data: string(msg.Data)}: // copies the buffer
@@ -408,6 +408,23 @@ func (a *auditSource) receive() {
 			a.dropped.Add(1)
 		}
 	}
+}
+
+// wanted says which messages the parser needs: syscall events, and in
+// mode process the barrier echoes (which keep their place in the stream
+// because they came through the same queue as records) and LOGIN records
+// (a login uid set after exec, which no write record carries here).
+// Replies, other user-space and config messages are skipped.
+func (a *auditSource) wanted(typ auparse.AuditMessageType, data []byte) bool {
+	switch {
+	case typ >= auparse.AUDIT_SYSCALL && typ <= auparse.AUDIT_LAST_EVENT:
+		return true
+	case typ == auparse.AUDIT_USER:
+		return a.barrier != nil && bytes.Contains(data, []byte(barrierTag))
+	case typ == auparse.AUDIT_LOGIN:
+		return a.cfg.mode == ModeProcess
+	}
+	return false
 }
 
 // parse reassembles messages into events and indexes Vigil's records.
@@ -457,11 +474,7 @@ func (a *auditSource) login(data string) {
 
 // complete indexes an assembled event; it runs on the parse goroutine.
 func (a *auditSource) complete(msgs []*auparse.AuditMessage) {
-	key := a.cfg.key
-	if a.cfg.mode == ModeProcess {
-		key = anyLifecycle
-	}
-	r := parseRecord(msgs, key)
+	r := parseRecord(msgs, a.recordKey)
 	if r == nil {
 		return
 	}

@@ -307,3 +307,16 @@ func TestAuditSettingsRestoredAfterCrash(t *testing.T) {
 		t.Errorf("settings file left after a clean close: %v", err)
 	}
 }
+
+// TestProcessRulesParsed keeps the audit rules of mode process and the
+// parser's list of their syscalls in step: a call audited but not parsed
+// would be dropped as a file record.
+func TestProcessRulesParsed(t *testing.T) {
+	for _, pr := range processRules {
+		for _, sc := range strings.Fields(pr.syscalls) {
+			if lifecycleCalls[sc] == 0 {
+				t.Errorf("%s %s is audited but not parsed as a lifecycle call", pr.arch, sc)
+			}
+		}
+	}
+}

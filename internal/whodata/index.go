@@ -85,10 +85,17 @@ func (x *index) newer(pid int, r *record, wait bool) (*record, *waiter) {
 	if !wait {
 		return nil, nil
 	}
+	return nil, x.addWaiter(pidKey(pid))
+}
+
+// addWaiter registers a waiter woken by the first record for any of keys
+// (paths, or pidKey); the caller holds x.mu.
+func (x *index) addWaiter(keys ...string) *waiter {
 	w := &waiter{c: make(chan struct{})}
-	k := pidKey(pid)
-	x.waiters[k] = append(x.waiters[k], w)
-	return nil, w
+	for _, k := range keys {
+		x.waiters[k] = append(x.waiters[k], w)
+	}
+	return w
 }
 
 // forkSlack is how far a fork record may trail its child's own records.
@@ -102,7 +109,7 @@ func (x *index) supersedes(r, cur *record) bool {
 	if r.life == lifeFork && cur.life != 0 && cur.life != lifeProc && r.time.Sub(cur.time) < forkSlack {
 		return false
 	}
-	rProc, curProc := r.who.Attribution == AttributionProc, cur.who.Attribution == AttributionProc
+	rProc, curProc := r.life == lifeProc, cur.life == lifeProc
 	switch {
 	case curProc && !rProc:
 		return true
@@ -212,12 +219,11 @@ func (x *index) lookup(q Query, wait bool) (r *record, old bool, changed *waiter
 	defer x.mu.Unlock()
 	r, old = x.find(q)
 	if r == nil && wait {
-		changed = &waiter{c: make(chan struct{})}
-		x.waiters[q.Path] = append(x.waiters[q.Path], changed)
+		keys := []string{q.Path}
 		if q.PID != 0 {
-			k := pidKey(q.PID)
-			x.waiters[k] = append(x.waiters[k], changed)
+			keys = append(keys, pidKey(q.PID))
 		}
+		changed = x.addWaiter(keys...)
 	}
 	return r, old, changed
 }
