@@ -140,15 +140,12 @@ func New(ctx context.Context, roots []string, opts Options) (*Watcher, error) {
 		}
 	}
 	started := fmt.Sprintf("watching %d roots with %s", len(roots), w.source)
-	switch {
-	case w.who == nil:
+	if w.who == nil {
 		started += ", without who-data"
-	default:
-		if ok, _ := w.who.AuditStatus(); ok {
-			started += ", who-data from audit in mode " + string(w.whoMode)
-		} else {
-			started += ", who-data from /proc only"
-		}
+	} else if ok, _ := w.who.AuditStatus(); ok {
+		started += ", who-data from audit in mode " + string(w.whoMode)
+	} else {
+		started += ", who-data from /proc only"
 	}
 	startup = append([]Event{w.health(HealthStarted, 0, started)}, startup...)
 	for _, e := range startup {
