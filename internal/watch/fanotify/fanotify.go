@@ -32,9 +32,9 @@ const (
 	readBuf = 256 << 10
 	// burstRead and burstPause batch reads under bursts. A read of 16 KiB
 	// (~100 events) means writers are busy; pausing 5 ms then lets the
-	// queue merge and fill, which cut the reader's CPU under an untar
-	// ~15-fold and the writer's own kernel time (fewer wake-ups) in
-	// bench/watch-overhead.sh, for at most 5 ms more latency in a burst.
+	// queue gather and merge repeated events on one file, so the reader
+	// wakes and resolves less per change, for at most 5 ms more latency
+	// in a burst; single changes are read at once.
 	burstRead  = 16 << 10
 	burstPause = 5 * time.Millisecond
 	// maxOutside bounds the cached handles of directories outside the
